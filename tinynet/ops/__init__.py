@@ -1,0 +1,18 @@
+"""Differentiable operations, one Function subclass and one lowercase wrapper each.
+
+The wrappers take Tensors (or numbers) and return a Tensor; the Function's
+``forward`` and ``backward`` sit next to each other so the derivative can be
+read beside the code it differentiates.
+"""
+from tinynet.ops.arithmetic import add, div, mul, neg, pow, sub
+from tinynet.ops.elementwise import exp, log, relu
+from tinynet.ops.matmul import matmul
+from tinynet.ops.reduction import max, mean, sum
+from tinynet.ops.shape import broadcast_to, cast, concatenate, getitem, reshape, to_device, transpose
+from tinynet.ops.softmax import log_softmax, softmax
+
+__all__ = [
+    "add", "sub", "mul", "div", "neg", "pow", "exp", "log", "relu", "matmul",
+    "sum", "mean", "max", "reshape", "transpose", "getitem", "concatenate",
+    "broadcast_to", "cast", "to_device", "log_softmax", "softmax",
+]
