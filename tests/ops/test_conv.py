@@ -1,0 +1,297 @@
+"""conv2d: forward against a direct loop, gradients against central differences.
+
+Every test runs on numpy, through the strict CuPy stand-in (which raises on
+any implicit device -> host conversion, so a passing gradcheck there proves
+forward and backward never leave the device) and on real CuPy when present.
+"""
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+import tinynet as tn
+from tinynet import backend
+from tinynet.ops import conv as conv_module
+from tinynet.ops.conv import col2im, conv2d, im2col, same_padding
+from tinynet.ops.pool import max_pool2d
+
+SETTINGS = settings(max_examples=60, deadline=None,
+                    suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+def conv_reference(x, w, b, stride, pads):
+    """The definition, one output pixel at a time (float64)."""
+    (SH, SW), (PT, PB, PL, PR) = stride, pads
+    xpad = np.pad(x, ((0, 0), (0, 0), (PT, PB), (PL, PR)))
+    O, C, KH, KW = w.shape
+    OH = (xpad.shape[2] - KH) // SH + 1
+    OW = (xpad.shape[3] - KW) // SW + 1
+    y = np.zeros((x.shape[0], O, OH, OW))
+    for i in range(OH):
+        for j in range(OW):
+            patch = xpad[:, :, i * SH:i * SH + KH, j * SW:j * SW + KW]
+            y[:, :, i, j] = np.einsum("nckl,ockl->no", patch, w)
+    if b is not None:
+        y += b[None, :, None, None]
+    return y
+
+
+def expected_pads(padding, H, W, KH, KW, stride):
+    """(PT, PB, PL, PR) that conv2d should use, written out independently."""
+    if padding == "valid":
+        return (0, 0, 0, 0)
+    if padding == "same":           # TensorFlow: output ceil(H/S), extra pixel bottom/right
+        pads = []
+        for size, k, s in ((H, KH, stride[0]), (W, KW, stride[1])):
+            total = max((-(-size // s) - 1) * s + k - size, 0)
+            pads += [total // 2, total - total // 2]
+        return tuple(pads)
+    if isinstance(padding, int):
+        return (padding,) * 4
+    return (padding[0], padding[0], padding[1], padding[1])
+
+
+def as_input(arr, device, requires_grad=True):
+    return tn.tensor(arr, requires_grad=requires_grad, dtype=np.float64, device=device)
+
+
+@st.composite
+def conv_cases(draw):
+    KH, KW = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    stride = draw(st.sampled_from([1, 2, (1, 2), (2, 1)]))
+    padding = draw(st.sampled_from([0, 1, 2, (1, 0), "same", "valid"]))
+    S = (stride, stride) if isinstance(stride, int) else stride
+    P = (padding, padding) if isinstance(padding, int) else padding
+    if isinstance(padding, str):
+        P = (0, 0)
+    if isinstance(padding, (int, tuple)) and (P[0] >= KH or P[1] >= KW):
+        padding, P = 0, (0, 0)         # keep the padding smaller than the kernel
+    H = draw(st.integers(max(KH - 2 * P[0], 1), 7))
+    W = draw(st.integers(max(KW - 2 * P[1], 1), 7))
+    return dict(N=draw(st.integers(1, 2)), C=draw(st.integers(1, 3)), O=draw(st.integers(1, 3)),
+                H=H, W=W, KH=KH, KW=KW, stride=S, padding=padding,
+                bias=draw(st.booleans()), x_grad=draw(st.booleans()),
+                seed=draw(st.integers(0, 2**16)))
+
+
+@SETTINGS
+@given(case=conv_cases())
+def test_conv2d_matches_reference_and_gradchecks(case, device):
+    c = case
+    rng = np.random.default_rng(c["seed"])
+    x = rng.standard_normal((c["N"], c["C"], c["H"], c["W"]))
+    w = rng.standard_normal((c["O"], c["C"], c["KH"], c["KW"]))
+    b = rng.standard_normal(c["O"]) if c["bias"] else None
+    pads = expected_pads(c["padding"], c["H"], c["W"], c["KH"], c["KW"], c["stride"])
+    inputs = [as_input(x, device, c["x_grad"]), as_input(w, device)]
+    if b is not None:
+        inputs.append(as_input(b, device))
+
+    def fn(*ts):
+        return conv2d(*ts, stride=c["stride"], padding=c["padding"])
+
+    y = fn(*inputs)
+    ref = conv_reference(x, w, b, c["stride"], pads)
+    assert y.shape == ref.shape
+    if c["padding"] == "same":
+        assert y.shape[2:] == (-(-c["H"] // c["stride"][0]), -(-c["W"] // c["stride"][1]))
+    np.testing.assert_allclose(y.numpy(), ref, rtol=1e-10, atol=1e-10)
+    assert tn.gradcheck(fn, inputs)
+
+
+def test_gradcheck_first_layer_skips_dx(device, monkeypatch):
+    """x without requires_grad: dW and db are right, and col2im (dx) is never run."""
+    rng = np.random.default_rng(0)
+    x = as_input(rng.standard_normal((2, 1, 6, 6)), device, requires_grad=False)
+    w, b = as_input(rng.standard_normal((3, 1, 3, 3)), device), as_input(rng.standard_normal(3), device)
+
+    def boom(*args, **kwargs):
+        raise AssertionError("col2im ran although the input does not require grad")
+    monkeypatch.setattr(conv_module, "col2im", boom)
+    assert tn.gradcheck(lambda *ts: conv2d(*ts, padding="same"), [x, w, b])
+    assert x.grad is None
+
+
+@pytest.mark.parametrize("H,K,S,pads", [
+    (5, 2, 1, (0, 1)),     # even kernel: the extra pixel goes bottom/right
+    (7, 3, 2, (1, 1)),
+    (6, 3, 2, (0, 1)),
+    (6, 1, 2, (0, 0)),
+    (4, 4, 1, (1, 2)),
+    (28, 5, 1, (2, 2)),
+])
+def test_same_padding_follows_tensorflow(H, K, S, pads):
+    assert same_padding(H, H, K, K, S) == pads + pads
+
+
+def test_even_kernel_same_padding_against_torch(device):
+    torch = pytest.importorskip("torch")
+    F = torch.nn.functional
+    rng = np.random.default_rng(1)
+    for (H, W), (KH, KW), stride in [((6, 5), (2, 4), 1), ((7, 8), (4, 3), 2), ((5, 5), (2, 2), (2, 1))]:
+        x, w, b = rng.standard_normal((2, 3, H, W)), rng.standard_normal((4, 3, KH, KW)), \
+            rng.standard_normal(4)
+        S = (stride, stride) if isinstance(stride, int) else stride
+        PT, PB, PL, PR = expected_pads("same", H, W, KH, KW, S)
+        tx = torch.tensor(x, requires_grad=True)
+        tw, tb = torch.tensor(w, requires_grad=True), torch.tensor(b, requires_grad=True)
+        ty = F.conv2d(F.pad(tx, (PL, PR, PT, PB)), tw, tb, stride=S)
+        g = rng.standard_normal(tuple(ty.shape))
+        ty.backward(torch.tensor(g))
+        X, Wt, B = as_input(x, device), as_input(w, device), as_input(b, device)
+        y = conv2d(X, Wt, B, stride=stride, padding="same")
+        y.backward(tn.tensor(g, dtype=np.float64, device=device))
+        np.testing.assert_allclose(y.numpy(), ty.detach().numpy(), rtol=1e-10, atol=1e-10)
+        for mine, theirs in ((X, tx), (Wt, tw), (B, tb)):
+            np.testing.assert_allclose(mine.grad.numpy(), theirs.grad.numpy(), rtol=1e-10,
+                                       atol=1e-10)
+
+
+def test_float32_stays_float32_and_on_device(device):
+    rng = np.random.default_rng(2)
+    x = tn.tensor(rng.standard_normal((4, 2, 9, 9)).astype(np.float32), device=device,
+                  requires_grad=True)
+    w = tn.tensor(rng.standard_normal((3, 2, 3, 3)).astype(np.float32), device=device,
+                  requires_grad=True)
+    b = tn.tensor(np.zeros(3, np.float32), device=device, requires_grad=True)
+    y = conv2d(x, w, b, stride=2, padding="same")
+    assert y.dtype == np.float32 and y.device == device
+    (y * y).sum().backward()
+    for t in (x, w, b):
+        assert t.grad.dtype == np.float32 and t.grad.device == device
+    ref = conv_reference(x.numpy().astype(np.float64), w.numpy().astype(np.float64), None,
+                         (2, 2), expected_pads("same", 9, 9, 3, 3, (2, 2)))
+    np.testing.assert_allclose(y.numpy(), ref, rtol=1e-4, atol=1e-4)
+
+
+def test_backward_never_leaves_the_device(strict_device):
+    """On the strict stand-in any implicit host conversion raises, so this
+    passing proves forward and backward stay on the device; gradients are
+    device arrays."""
+    rng = np.random.default_rng(3)
+    x = tn.tensor(rng.standard_normal((2, 2, 5, 6)), device=strict_device, requires_grad=True)
+    w = tn.tensor(rng.standard_normal((3, 2, 2, 3)), device=strict_device, requires_grad=True)
+    b = tn.tensor(rng.standard_normal(3), device=strict_device, requires_grad=True)
+    assert tn.gradcheck(lambda *ts: conv2d(*ts, stride=(2, 1), padding=(1, 0)), [x, w, b])
+    y = conv2d(x, w, b, padding="same")
+    y.sum().backward()
+    assert all(backend.is_device_array(t.grad.data) for t in (x, w, b))
+
+
+def test_second_backward_with_retain_graph_rebuilds_cols(device):
+    rng = np.random.default_rng(4)
+    x = as_input(rng.standard_normal((2, 2, 5, 5)), device)
+    w = as_input(rng.standard_normal((2, 2, 3, 3)), device)
+    y = conv2d(x, w, padding=1)
+    y.sum().backward(retain_graph=True)
+    gx, gw = x.grad.numpy(), w.grad.numpy()
+    y.sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), 2 * gx)
+    np.testing.assert_allclose(w.grad.numpy(), 2 * gw)
+
+
+def test_stacked_layers_gradcheck(device):
+    """conv -> relu -> pool -> conv: the output of conv2d is a transposed view,
+    and the next ops must take any memory layout."""
+    rng = np.random.default_rng(5)
+    x = as_input(rng.standard_normal((2, 1, 8, 8)), device, requires_grad=False)
+    w1 = as_input(rng.standard_normal((3, 1, 3, 3)), device)
+    w2 = as_input(rng.standard_normal((2, 3, 2, 2)), device)
+    b2 = as_input(rng.standard_normal(2), device)
+
+    def net(x, w1, w2, b2):
+        h = max_pool2d(conv2d(x, w1, padding="same").relu(), 2)
+        return conv2d(h, w2, b2, padding="same")
+    assert tn.gradcheck(net, [x, w1, w2, b2])
+
+
+@settings(max_examples=25, deadline=None)
+@given(N=st.integers(1, 2), C=st.integers(1, 3), H=st.integers(3, 7), W=st.integers(3, 7),
+       KH=st.integers(1, 3), KW=st.integers(1, 3), SH=st.integers(1, 3), SW=st.integers(1, 3),
+       pad=st.tuples(*[st.integers(0, 2)] * 4), seed=st.integers(0, 2**16))
+def test_col2im_is_the_adjoint_of_im2col(N, C, H, W, KH, KW, SH, SW, pad, seed):
+    """<im2col(x), c> == <x, col2im(c)> for all x, c: col2im sums overlaps exactly."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((N, C, H, W))
+    cols = im2col(x, KH, KW, (SH, SW), pad)
+    c = rng.standard_normal(cols.shape)
+    back = col2im(c, x.shape, KH, KW, (SH, SW), pad)
+    assert back.shape == x.shape
+    np.testing.assert_allclose((cols * c).sum(), (x * back).sum(), rtol=1e-10)
+
+
+def test_im2col_layout():
+    x = np.arange(2 * 1 * 3 * 3, dtype=np.float64).reshape(2, 1, 3, 3)
+    cols = im2col(x, 2, 2, 1, 0)
+    assert cols.shape == (4, 2 * 2 * 2)       # rows (c, kh, kw); columns (n, oh, ow)
+    np.testing.assert_array_equal(cols[:, 0], [0, 1, 3, 4])
+    np.testing.assert_array_equal(cols[:, 5], [10, 11, 13, 14])
+    np.testing.assert_array_equal(cols[0], [0, 1, 3, 4, 9, 10, 12, 13])
+
+
+# ---------------------------------------------------------------- errors
+def _t(shape, dtype=np.float32, device="cpu"):
+    return tn.tensor(np.zeros(shape, dtype), device=device)
+
+
+def test_error_input_not_4d_mentions_nchw_and_mnist():
+    with pytest.raises(ValueError, match=r"conv2d: input must be 4-D .*NCHW.*got shape "
+                                         r"\(8, 784\).*\(N, 1, 28, 28\)"):
+        conv2d(_t((8, 784)), _t((4, 1, 3, 3)))
+
+
+def test_error_weight_not_4d():
+    with pytest.raises(ValueError, match=r"conv2d: weight must be 4-D \(O, C, KH, KW\), "
+                                         r"got shape \(4, 3, 3\)"):
+        conv2d(_t((2, 1, 5, 5)), _t((4, 3, 3)))
+
+
+def test_error_channel_mismatch():
+    with pytest.raises(ValueError, match=r"conv2d: input has 3 channels but the weight "
+                                         r"expects 1 \(weight shape \(O, C, KH, KW\) = "
+                                         r"\(4, 1, 3, 3\)"):
+        conv2d(_t((2, 3, 5, 5)), _t((4, 1, 3, 3)))
+
+
+def test_error_kernel_larger_than_padded_input():
+    with pytest.raises(ValueError, match=r"conv2d: kernel 5x5 is larger than the padded "
+                                         r"input 3x3"):
+        conv2d(_t((1, 1, 3, 3)), _t((2, 1, 5, 5)))
+    conv2d(_t((1, 1, 3, 3)), _t((2, 1, 5, 5)), padding=1)      # 5x5 padded: fits
+
+
+def test_error_bias_shape():
+    with pytest.raises(ValueError, match=r"conv2d: bias must have shape \(O,\) = \(4,\).*"
+                                         r"got shape \(1, 4\)"):
+        conv2d(_t((1, 1, 5, 5)), _t((4, 1, 3, 3)), _t((1, 4)))
+
+
+def test_error_dtype_mismatch_is_never_promoted():
+    with pytest.raises(TypeError, match=r"conv2d: input has dtype float64 but the weight "
+                                        r"has float32"):
+        conv2d(_t((1, 1, 5, 5), np.float64), _t((4, 1, 3, 3)))
+    with pytest.raises(TypeError, match=r"conv2d: bias has dtype float64"):
+        conv2d(_t((1, 1, 5, 5)), _t((4, 1, 3, 3)), _t((4,), np.float64))
+
+
+def test_integer_images_are_cast_to_the_weight_dtype():
+    x = tn.tensor(np.full((1, 1, 4, 4), 2, np.uint8))
+    y = conv2d(x, tn.tensor(np.ones((1, 1, 2, 2), np.float32)))
+    assert y.dtype == np.float32
+    np.testing.assert_array_equal(y.numpy(), np.full((1, 1, 3, 3), 8.0))
+
+
+@pytest.mark.parametrize("kwargs,pattern", [
+    (dict(padding="full"), r"conv2d: padding must be .*'same' or 'valid', got 'full'"),
+    (dict(padding=-1), r"conv2d: padding must not be negative"),
+    (dict(padding=(1, 2, 3)), r"conv2d: padding must be"),
+    (dict(stride=0), r"conv2d: stride must be a positive int"),
+    (dict(stride=(1, 2, 3)), r"conv2d: stride must be"),
+])
+def test_error_bad_stride_or_padding(kwargs, pattern):
+    with pytest.raises(ValueError, match=pattern):
+        conv2d(_t((1, 1, 5, 5)), _t((2, 1, 3, 3)), **kwargs)
+
+
+def test_error_device_mismatch(strict_device):
+    with pytest.raises(tn.DeviceError, match=r"Conv2D: operands are on different devices"):
+        conv2d(_t((1, 1, 5, 5), device=strict_device), _t((2, 1, 3, 3)))

@@ -1,0 +1,72 @@
+"""Sequential: layers applied one after another."""
+from collections import OrderedDict
+
+from tinynet.nn.module import Module
+
+
+def _check_layer(layer, position):
+    if isinstance(layer, Module):
+        return layer
+    if isinstance(layer, type) and issubclass(layer, Module):
+        raise TypeError(f"Sequential: item {position} is the class {layer.__name__}, not a "
+                        f"layer; write {layer.__name__}(...) with parentheses")
+    if callable(layer):
+        name = getattr(layer, "__name__", type(layer).__name__)
+        raise TypeError(f"Sequential: item {position} is the function {name}, not a layer; "
+                        f"use a layer object such as nn.ReLU() or nn.Flatten()")
+    raise TypeError(f"Sequential: item {position} must be a layer (an nn.Module), got "
+                    f"{type(layer).__name__}")
+
+
+class Sequential(Module):
+    """``Sequential(nn.Flatten(), nn.Dense(784, 10))``: output of each layer feeds the next.
+
+    Children are named "0", "1", ... (or by the keys of an OrderedDict passed
+    as the only argument), so parameters are "0.weight", "1.bias", ...
+    Supports indexing (``model[0]``, ``model[-1]``, slices give a new
+    Sequential), ``len``, iteration and ``append``.
+    """
+
+    def __init__(self, *layers):
+        super().__init__()
+        if len(layers) == 1 and isinstance(layers[0], OrderedDict):
+            for i, (name, layer) in enumerate(layers[0].items()):
+                self.add_module(name, _check_layer(layer, i))
+        else:
+            for layer in layers:
+                self.append(layer)
+
+    def append(self, layer):
+        """Add ``layer`` at the end (named by its position); returns self."""
+        position = len(self._modules)
+        self.add_module(str(position), _check_layer(layer, position))
+        return self
+
+    def __getitem__(self, index):
+        layers = list(self._modules.values())
+        if isinstance(index, slice):
+            return Sequential(*layers[index])
+        try:
+            return layers[index]
+        except IndexError:
+            raise IndexError(f"Sequential: index {index} is out of range for "
+                             f"{len(layers)} layers") from None
+        except TypeError:
+            raise TypeError(f"Sequential: indices must be integers or slices, got "
+                            f"{type(index).__name__}") from None
+
+    def __len__(self):
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(self._modules.values())
+
+    def forward(self, x):
+        for name, layer in self._modules.items():
+            try:
+                x = layer(x)
+            except Exception as exc:
+                if hasattr(exc, "add_note"):       # Python >= 3.11
+                    exc.add_note(f"(raised in layer ({name}) of the Sequential)")
+                raise
+        return x

@@ -1,0 +1,288 @@
+"""2-D convolution by im2col and one matrix product.
+
+Notation
+--------
+N        batch size
+C        input channels
+H, W     input height and width
+O        output channels (number of filters)
+KH, KW   kernel height and width
+S        stride, (SH, SW) = (vertical, horizontal)
+P        padding, (PT, PB, PL, PR) = (top, bottom, left, right) zero rows/columns
+OH, OW   output height and width: OH = (H + PT + PB - KH) // SH + 1, likewise OW
+K        = C·KH·KW, the length of one patch (one row of the flattened weight)
+L        = N·OH·OW, the number of output pixels in the batch
+
+x is (N, C, H, W) (NCHW), the weight W is (O, C, KH, KW), the bias b is (O,),
+and y is (N, O, OH, OW).  Like every deep-learning library, "convolution"
+here is cross-correlation (the kernel is not flipped):
+
+    y[n, o, i, j] = b[o] + sum_{c, kh, kw} W[o, c, kh, kw] · xpad[n, c, i·SH + kh, j·SW + kw]
+
+im2col turns that sum into a matrix product.  cols (K, L) holds in column
+(n, i, j) the patch that output pixel sees, rows ordered (c, kh, kw) like
+W.reshape(O, K).  Then
+
+    forward   y2 = W2 @ cols                 W2 = W.reshape(O, K), y2 is (O, L)
+    backward  dW2 = g2 @ colsᵀ               g2 = g as (O, L)
+              db = g2.sum(axis=1)
+              dcols = W2ᵀ @ g2               then col2im scatters dcols back to dx
+
+Why (K, L) and not (L, K): rows of cols are then runs of OW neighbouring
+pixels, so building cols and scattering dcols back (col2im) copy contiguous
+runs, and y2 (O, L) is already laid out channel by channel.  y is returned
+as a transposed view of y2 (memory order (O, N, OH, OW)); numpy and CuPy
+handle any memory order, and in backward g2 is then a free reshape of g.
+"""
+import numpy as np
+
+from tinynet.backend import array_module
+from tinynet.tensor import Function, Tensor, as_tensor, is_grad_enabled
+
+
+# --------------------------------------------------------------------------
+# argument normalization
+# --------------------------------------------------------------------------
+def _pair(value, what, op="conv2d"):
+    """An int or a pair of ints -> a pair of positive ints."""
+    pair = (value, value) if isinstance(value, (int, np.integer)) else tuple(value)
+    if len(pair) != 2 or not all(isinstance(v, (int, np.integer)) and v >= 1 for v in pair):
+        raise ValueError(f"{op}: {what} must be a positive int or a pair of positive ints, "
+                         f"got {value!r}")
+    return int(pair[0]), int(pair[1])
+
+
+def _quad(pad):
+    """Padding as int, (PH, PW) or (PT, PB, PL, PR) -> (PT, PB, PL, PR)."""
+    if isinstance(pad, (int, np.integer)):
+        return (int(pad),) * 4
+    pad = tuple(int(p) for p in pad)
+    return (pad[0], pad[0], pad[1], pad[1]) if len(pad) == 2 else pad
+
+
+def conv_output_size(H, W, KH, KW, stride=1, pad=0):
+    """(OH, OW) for an H x W input, a KH x KW kernel, stride and padding."""
+    SH, SW = _pair(stride, "stride")
+    PT, PB, PL, PR = _quad(pad)
+    return (H + PT + PB - KH) // SH + 1, (W + PL + PR - KW) // SW + 1
+
+
+def same_padding(H, W, KH, KW, stride=1):
+    """TensorFlow's "same" padding (PT, PB, PL, PR): output size ceil(H / SH).
+
+    The total padding along an axis is max((OH - 1)·SH + KH - H, 0); an odd
+    total puts the extra row (column) at the bottom (right).  For an odd
+    kernel and stride 1 that is K // 2 on every side.
+    """
+    SH, SW = _pair(stride, "stride")
+    pads = []
+    for size, k, s in ((H, KH, SH), (W, KW, SW)):
+        out = -(-size // s)
+        total = max((out - 1) * s + k - size, 0)
+        pads += [total // 2, total - total // 2]
+    return tuple(pads)
+
+
+# --------------------------------------------------------------------------
+# im2col / col2im
+# --------------------------------------------------------------------------
+def _pad(x, pad):
+    """x (N, C, H, W) with PT/PB zero rows and PL/PR zero columns around it."""
+    PT, PB, PL, PR = pad
+    if not (PT or PB or PL or PR):
+        return x
+    N, C, H, W = x.shape
+    xpad = array_module(x).zeros((N, C, H + PT + PB, W + PL + PR), dtype=x.dtype)
+    xpad[:, :, PT:PT + H, PL:PL + W] = x
+    return xpad
+
+
+def im2col(x, KH, KW, stride=1, pad=0, out=None):
+    """The patch matrix of x: (C·KH·KW, N·OH·OW).
+
+    x (N, C, H, W); stride an int or (SH, SW); pad an int, (PH, PW) or
+    (PT, PB, PL, PR).  Element [(c, kh, kw), (n, i, j)] is
+    xpad[n, c, i·SH + kh, j·SW + kw].  The patches are first a strided view
+    of the padded input (no copy, any memory order), then copied once into
+    the GEMM layout (into ``out`` if given: a C-contiguous (K, L) array).
+    """
+    xp = array_module(x)
+    SH, SW = _pair(stride, "stride")
+    pad = _quad(pad)
+    N, C, H, W = x.shape
+    OH, OW = conv_output_size(H, W, KH, KW, (SH, SW), pad)
+    xpad = _pad(x, pad)
+    sN, sC, sH, sW = xpad.strides
+    patches = xp.lib.stride_tricks.as_strided(
+        xpad, shape=(C, KH, KW, N, OH, OW), strides=(sC, sH, sW, sN, sH * SH, sW * SW))
+    if out is None:
+        out = xp.empty((C * KH * KW, N * OH * OW), dtype=x.dtype)
+    out.reshape(C, KH, KW, N, OH, OW)[...] = patches
+    return out
+
+
+def col2im(cols, x_shape, KH, KW, stride=1, pad=0):
+    """The adjoint of im2col: sum each patch column back onto the input.
+
+    cols (C·KH·KW, N·OH·OW) -> dx of x_shape (N, C, H, W).  A pixel that
+    sits in several patches (kernel wider than the stride) receives the sum
+    of their entries.  The loop runs over the KH·KW kernel offsets only: at
+    offset (kh, kw) the rows (c, kh, kw) of cols land on the strided slice
+    xpad[:, :, kh::SH, kw::SW] (OH x OW of it), and within one offset no two
+    output pixels share an input pixel, so a plain slice ``+=`` is exact
+    (no scatter-add needed).  dx is a view of a (C, N, H+PT+PB, W+PL+PR)
+    buffer (the same memory order as cols).
+    """
+    xp = array_module(cols)
+    SH, SW = _pair(stride, "stride")
+    PT, PB, PL, PR = _quad(pad)
+    N, C, H, W = x_shape
+    OH, OW = conv_output_size(H, W, KH, KW, (SH, SW), (PT, PB, PL, PR))
+    per_offset = cols.reshape(C, KH, KW, N, OH, OW)
+    dxpad = xp.zeros((C, N, H + PT + PB, W + PL + PR), dtype=cols.dtype)
+    for kh in range(KH):
+        for kw in range(KW):
+            dxpad[:, :, kh:kh + SH * (OH - 1) + 1:SH,
+                  kw:kw + SW * (OW - 1) + 1:SW] += per_offset[:, kh, kw]
+    return dxpad[:, :, PT:PT + H, PL:PL + W].transpose(1, 0, 2, 3)
+
+
+# --------------------------------------------------------------------------
+# the op
+# --------------------------------------------------------------------------
+class Conv2D(Function):
+    """y = conv2d(x, W) + b as one GEMM over the im2col matrix.
+
+    Shapes: x (N, C, H, W), W (O, C, KH, KW), b (O,) or absent
+    -> y (N, O, OH, OW).  ``stride`` is (SH, SW), ``padding`` (PT, PB, PL, PR).
+
+    Backward: dW = g2 @ colsᵀ (one GEMM), db = g summed over N, OH, OW, and
+    dx = col2im(W2ᵀ @ g2) -- the most expensive part, skipped when x does not
+    require grad (the first layer: images never need a gradient).  dcols is
+    written into the memory of cols, which dW was the last to need; if
+    backward runs a second time (retain_graph=True), cols is rebuilt from x.
+    """
+
+    def __init__(self, stride=(1, 1), padding=(0, 0, 0, 0)):
+        self.stride, self.padding = tuple(stride), tuple(padding)
+
+    def forward(self, x, w, b=None):
+        xp = array_module(x)
+        N, C, H, W = x.shape
+        O, _, KH, KW = w.shape
+        OH, OW = conv_output_size(H, W, KH, KW, self.stride, self.padding)
+        cols = im2col(x, KH, KW, self.stride, self.padding)             # (K, L)
+        y2 = xp.matmul(w.reshape(O, -1), cols)                          # (O, L)
+        if b is not None:
+            y2 += b[:, None]
+        if is_grad_enabled():
+            self.cols, self.w, self.x_shape = cols, w, x.shape
+        return y2.reshape(O, N, OH, OW).transpose(1, 0, 2, 3)          # (N, O, OH, OW)
+
+    def backward(self, g):
+        xp = array_module(g)
+        w, (x_in, w_in) = self.w, self.inputs[:2]
+        O, C, KH, KW = w.shape
+        g2 = g.transpose(1, 0, 2, 3).reshape(O, -1)                     # (O, L)
+        if self.cols is None:                                           # second backward
+            self.cols = im2col(x_in.data, KH, KW, self.stride, self.padding)
+        gx = gw = None
+        if w_in.requires_grad:
+            gw = xp.matmul(g2, self.cols.T).reshape(w.shape)            # (O, K) -> W's shape
+        if x_in.requires_grad:
+            dcols = xp.matmul(w.reshape(O, -1).T, g2, out=self.cols)    # (K, L)
+            self.cols = None
+            gx = col2im(dcols, self.x_shape, KH, KW, self.stride, self.padding)
+        if len(self.inputs) == 2:
+            return gx, gw
+        gb = g2.sum(axis=1) if self.inputs[2].requires_grad else None   # (O,)
+        return gx, gw, gb
+
+
+# --------------------------------------------------------------------------
+# the wrapper: argument checks with messages a student can act on
+# --------------------------------------------------------------------------
+def _conv_padding(padding, H, W, KH, KW, stride):
+    if isinstance(padding, str):
+        mode = padding.lower()
+        if mode == "valid":
+            return (0, 0, 0, 0)
+        if mode == "same":
+            return same_padding(H, W, KH, KW, stride)
+        raise ValueError(f"conv2d: padding must be an int, a pair (PH, PW), 'same' or "
+                         f"'valid', got {padding!r}")
+    ok = isinstance(padding, (int, np.integer)) or (
+        isinstance(padding, (tuple, list)) and len(padding) in (2, 4)
+        and all(isinstance(p, (int, np.integer)) for p in padding))
+    if not ok:
+        raise ValueError(f"conv2d: padding must be an int, a pair (PH, PW), "
+                         f"(top, bottom, left, right), 'same' or 'valid', got {padding!r}")
+    pad = _quad(padding)
+    if min(pad) < 0:
+        raise ValueError(f"conv2d: padding must not be negative, got {padding!r}")
+    return pad
+
+
+def _is_float(dtype):
+    return np.issubdtype(np.dtype(dtype), np.floating)
+
+
+def conv2d(x, weight, bias=None, stride=1, padding=0):
+    """2-D convolution (cross-correlation) of a batch of images.
+
+    x       (N, C, H, W) Tensor: a batch in NCHW layout
+    weight  (O, C, KH, KW) Tensor: O filters of C channels each
+    bias    (O,) Tensor or None
+    stride  int or (SH, SW)
+    padding int, (PH, PW), (PT, PB, PL, PR), "valid" (no padding) or "same"
+            (output size ceil(H / SH), as in TensorFlow: for odd kernels and
+            stride 1 that is K // 2 on each side; otherwise an odd total puts
+            the extra row/column at the bottom/right)
+
+    Returns y (N, O, OH, OW) with OH = (H + PT + PB - KH) // SH + 1.
+    """
+    x = as_tensor(x)
+    weight = as_tensor(weight, like=x)
+    if x.ndim != 4:
+        hint = ""
+        if x.ndim == 2:
+            hint = (f"; for flattened images reshape first, e.g. MNIST (N, 784) -> "
+                    f"x.reshape(N, 1, 28, 28)")
+        elif x.ndim == 3:
+            hint = "; for a single image or a single channel add the missing axis"
+        raise ValueError(f"conv2d: input must be 4-D (N, C, H, W) (NCHW layout), got "
+                         f"shape {x.shape}{hint}")
+    if weight.ndim != 4:
+        raise ValueError(f"conv2d: weight must be 4-D (O, C, KH, KW), got shape "
+                         f"{weight.shape}")
+    N, C, H, W = x.shape
+    O, WC, KH, KW = weight.shape
+    if C != WC:
+        raise ValueError(f"conv2d: input has {C} channels but the weight expects {WC} "
+                         f"(weight shape (O, C, KH, KW) = {weight.shape}, input shape "
+                         f"(N, C, H, W) = {x.shape})")
+    operands = [x, weight]
+    if bias is not None:
+        bias = as_tensor(bias, like=x)
+        if bias.shape != (O,):
+            raise ValueError(f"conv2d: bias must have shape (O,) = ({O},), one value per "
+                             f"output channel, got shape {bias.shape}")
+        operands.append(bias)
+    if not _is_float(weight.dtype):
+        raise TypeError(f"conv2d: weight has dtype {weight.dtype}; it must be floating "
+                        f"point (float32 or float64)")
+    if not _is_float(x.dtype):          # e.g. uint8 pixels: no gradient, cast is exact enough
+        x = operands[0] = Tensor(x.data.astype(weight.dtype))
+    for name, t in zip(("input", "weight", "bias"), operands):
+        if t.dtype != weight.dtype:
+            raise TypeError(f"conv2d: {name} has dtype {t.dtype} but the weight has "
+                            f"{weight.dtype}; tinynet does not promote silently: convert "
+                            f"with .astype('{weight.dtype}')")
+    stride = _pair(stride, "stride")
+    pad = _conv_padding(padding, H, W, KH, KW, stride)
+    Hp, Wp = H + pad[0] + pad[1], W + pad[2] + pad[3]
+    if KH > Hp or KW > Wp:
+        raise ValueError(f"conv2d: kernel {KH}x{KW} is larger than the padded input "
+                         f"{Hp}x{Wp} (input {H}x{W}, padding (top, bottom, left, right) "
+                         f"= {pad}); use a smaller kernel or more padding")
+    return Conv2D(stride, pad)(*operands)
