@@ -1,0 +1,138 @@
+"""The gradient-flow graph: DOT text, the matplotlib drawing, inline rendering with fallback."""
+import re
+import shutil
+import sys
+import types
+
+import numpy as np
+from matplotlib.figure import Figure
+
+import tinynet as tn
+from tinynet import init, nn
+from tinynet.diagnose import graph as graph_mod
+from tinynet.diagnose.trace import trace_loss, trace_step
+
+
+def zero_kernel_trace():
+    tn.manual_seed(0)
+    model = nn.Sequential(
+        nn.Conv2D(1, 3, 3, padding="same"), nn.ReLU(),
+        nn.Conv2D(3, 3, 3, padding="same", kernel_init=init.zeros), nn.ReLU(),
+        nn.Conv2D(3, 3, 3, padding="same"), nn.Flatten(), nn.Dense(3 * 5 * 5, 2))
+    rng = np.random.default_rng(0)
+    return trace_step(model, rng.random((4, 1, 5, 5)).astype(np.float32),
+                      np.array([0, 1, 0, 1]))
+
+
+def scalar_trace():
+    a = tn.tensor(2.0, requires_grad=True)
+    b = tn.tensor(-3.0, requires_grad=True)
+    return trace_loss((a * b + a) ** 2, names={"a": a, "b": b})
+
+
+def net_221_trace():
+    tn.manual_seed(3)
+    net = nn.Sequential(nn.Dense(2, 2), nn.ReLU(), nn.Dense(2, 1))
+    return trace_step(net, np.array([[1.0, 2.0]], np.float32), np.array([[1.0]], np.float32),
+                      loss_fn=lambda out, y: ((out - y) ** 2).mean())
+
+
+def test_dot_marks_zero_edges():
+    trace = zero_kernel_trace()
+    dot = trace.to_dot()
+    assert dot.startswith("digraph gradient_flow {") and dot.rstrip().endswith("}")
+    zero_edges = [e for e in trace.edges if e.zero]
+    assert zero_edges                                   # conv 0..2 and the zero-input weights
+    red = [line for line in dot.splitlines() if "style=dashed" in line]
+    assert len(red) == len(zero_edges)
+    for line in red:
+        assert 'color="#c0392b"' in line and 'label="0"' in line and "dir=back" in line
+    for e in zero_edges:
+        assert any(line.strip().startswith(f"n{e.dst} -> n{e.src} ") for line in red)
+    # nonzero edges carry their norm; the image edge needs no gradient
+    live = [e for e in trace.edges if e.grad_norm is not None and not e.zero]
+    assert all(f'label="{e.grad_norm:.3g}"' in dot for e in live)
+    assert "style=dotted" in dot
+    # the first zero node is marked, with the factor
+    fz = trace.first_zero
+    node_line = next(l for l in dot.splitlines() if l.strip().startswith(f"n{fz.node} ["))
+    assert "penwidth=3" in node_line and "relu'(0) = 0" in node_line
+    assert "subgraph cluster_2" in dot and "(4, 3, 5, 5)" in dot
+
+
+def test_dot_escapes_quotes():
+    assert graph_mod._q('say "hi"\\n') == '"say \\"hi\\"\\\\n"'
+
+
+def test_draw_returns_a_figure_for_every_kind_of_graph():
+    for trace in (zero_kernel_trace(), scalar_trace(), net_221_trace()):
+        fig = trace.draw()
+        assert isinstance(fig, Figure)
+        texts = [t.get_text() for t in fig.axes[0].texts]
+        assert len([t for t in texts if t]) >= len(trace.nodes)
+    fig = zero_kernel_trace().draw()
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    assert any("gradient becomes 0 here" in t for t in texts)
+    assert texts.count("0") == sum(e.zero for e in zero_kernel_trace().edges)
+
+
+def test_scalar_graph_shows_values_and_gradients():
+    texts = [t.get_text() for t in scalar_trace().draw().axes[0].texts]
+    assert "a = 2\ngrad = 16" in texts and "b = -3\ngrad = -16" in texts
+    assert "Mul = -6\ngrad = -8" in texts and "2" in texts
+    assert {"24", "-8", "-16"} <= set(texts)                # the edges carry the values
+
+
+def test_graph_falls_back_to_matplotlib_without_graphviz(monkeypatch):
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    g = zero_kernel_trace().graph()
+    assert g.engine == "matplotlib"
+    svg = g._repr_svg_()
+    assert "<svg" in svg
+    bundle = g._repr_mimebundle_()
+    assert set(bundle) == {"image/svg+xml", "text/plain"} and "matplotlib" in bundle["text/plain"]
+    assert g.dot.startswith("digraph")
+
+
+def _fake_graphviz(monkeypatch, pipe):
+    fake = types.ModuleType("graphviz")
+
+    class Source:
+        def __init__(self, dot):
+            self.dot = dot
+
+        def pipe(self, format):
+            return pipe(self.dot, format)
+
+    fake.Source = Source
+    monkeypatch.setitem(sys.modules, "graphviz", fake)
+    monkeypatch.setattr(shutil, "which", lambda name: "/usr/bin/dot" if name == "dot" else None)
+
+
+def test_graph_uses_graphviz_when_present(monkeypatch):
+    seen = {}
+
+    def pipe(dot, format):
+        seen["dot"], seen["format"] = dot, format
+        return b"<svg>rendered by graphviz</svg>"
+
+    _fake_graphviz(monkeypatch, pipe)
+    g = scalar_trace().graph()
+    assert g.engine == "graphviz"
+    assert g._repr_svg_() == "<svg>rendered by graphviz</svg>"
+    assert seen == {"dot": g.dot, "format": "svg"}
+
+
+def test_graph_falls_back_when_graphviz_fails(monkeypatch):
+    def pipe(dot, format):
+        raise RuntimeError("dot crashed")
+
+    _fake_graphviz(monkeypatch, pipe)
+    g = scalar_trace().graph()
+    assert "<svg" in g._repr_svg_() and g.engine == "matplotlib"
+
+
+def test_repr_counts_zero_edges():
+    g = graph_mod.GradientGraph(zero_kernel_trace())
+    n = sum(e.zero for e in g.trace.edges)
+    assert re.search(rf"{n} exactly zero", repr(g))

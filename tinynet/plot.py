@@ -1,0 +1,717 @@
+"""Pictures of why parameters stop updating.  Every function returns a matplotlib Figure.
+
+    from tinynet import plot
+    fig = plot.frozen_map(changed, zero_pixel_mask)      # first Dense layer vs always-zero pixels
+    fig = plot.filter_grid(w_before, w_after)            # conv filters before / after / difference
+    fig = plot.grad_norms(recorder); fig = plot.update_ratios(recorder)
+    fig = plot.activation_histograms(recorder); fig = plot.effective_width(recorder)
+    fig = plot.weight_rows(w_before, w_after, rows=[0])  # "print the first row" as a picture
+    fig = plot.training_curves(history)
+    plot.save(fig, "out/frozen.png")                     # atomic: temp file + rename
+
+No pyplot: the figures are ``matplotlib.figure.Figure`` objects built
+directly, so they work without a display (headless CI, a server) and are not
+kept alive by pyplot's global list of open figures -- drawing one per epoch
+does not leak.  They still show themselves inline in Jupyter (they have a
+``_repr_png_``).
+
+Arrays may be numpy arrays, tinynet Tensors or device (CuPy) arrays: they are
+copied to the host once, explicitly.
+
+What the functions read from a recorder (duck-typed; any object with these
+attributes works, and so do the plain dicts):
+
+    rec.history[param]["step" | "grad_norm" | "update_ratio"]   one value per recorded step
+    rec.layer_stats[layer]["zero_frac" | "dead_units"]          one value per recorded step
+    rec.activation_samples(layer) -> {step: values}             for the histograms
+    rec.effective_width[layer]["step" | "width" | "units"]
+    rec.params, rec.changed_mask(param), rec.zero_input_features(layer)   for frozen_map
+and from a diagnose Report: ``report.frozen(param)``, ``report.params[param]["shape"]``,
+``report.recorder``, and ``report.findings`` with ``.param``, ``.cause``, ``.mask`` (bool,
+the parameter's shape, True = affected).  Plain dicts work too (see each function).
+"""
+import io
+import math
+import os
+import tempfile
+
+import numpy as np
+from matplotlib.colors import ListedColormap
+from matplotlib.figure import Figure
+from matplotlib.patches import Patch
+from matplotlib.transforms import blended_transform_factory
+
+# causes that mean "these entries did not move" (diagnose.findings vocabulary)
+FROZEN_CAUSES = ("zero_input", "dead_unit", "blocked_downstream", "zero_weights",
+                 "no_gradient", "not_in_optimizer")
+
+
+class InlineFigure(Figure):
+    """A Figure that Jupyter displays inline even when pyplot was never imported."""
+
+    def _repr_png_(self):
+        buf = io.BytesIO()
+        self.savefig(buf, format="png", bbox_inches="tight")
+        return buf.getvalue()
+
+
+def new_figure(figsize=(6.4, 4.8), **kwargs):
+    """An :class:`InlineFigure` (no pyplot, no global state)."""
+    return InlineFigure(figsize=figsize, **kwargs)
+
+
+def _host(a, what="array"):
+    """A host numpy array for a numpy/CuPy array, a Tensor, or a list."""
+    if hasattr(a, "numpy") and callable(a.numpy) and hasattr(a, "data") \
+            and not isinstance(a, np.ndarray):
+        return a.numpy()                                     # a tinynet Tensor
+    from tinynet import backend
+    if backend.is_device_array(a):
+        return backend.to_numpy(a)
+    if hasattr(a, "get") and callable(a.get) and hasattr(a, "shape") \
+            and not isinstance(a, (np.ndarray, dict)):
+        return a.get()                                       # CuPy without the backend
+    try:
+        return np.asarray(a)
+    except Exception as exc:
+        raise TypeError(f"expected {what} as an array or Tensor, got {type(a).__name__}") \
+            from exc
+
+
+# --------------------------------------------------------------------------
+# frozen map: the first Dense layer as a 28x28 picture
+# --------------------------------------------------------------------------
+def frozen_map(changed, zero_pixel_mask=None, image_shape=(28, 28), param=None):
+    """The first Dense layer's never-changed rows as an image, beside the always-zero pixels.
+
+    changed          which entries of the first Dense weight changed during training
+                     (True = moved at least once): bool (P, OUT) with P = pixels of
+                     image_shape (784 for 28x28), or bool (P,) per row; a row is frozen
+                     when none of its entries changed.  Or a diagnose Report (its
+                     ``frozen(param)`` mask, else the masks of its frozen-type findings)
+                     or a Recorder (``changed_mask(param)``); ``param`` defaults to the
+                     first parameter with P rows.
+    zero_pixel_mask  bool (P,) or image_shape, True = the pixel was 0 in every sample;
+                     or the images themselves (N, P) / (N, 1, H, W) / (N, H, W), from
+                     which the always-zero pixels are computed.  None: taken from the
+                     recorder (``zero_input_features(layer)``) when there is one, else
+                     only the first panel is drawn.
+    image_shape      (H, W) of one image; H*W must equal the weight's rows.
+
+    Panels: "rows that never changed: k", "pixels zero in every sample: m" and
+    "where they differ: d" (empty when the zero pixels explain every frozen row).
+    """
+    image_shape = tuple(int(v) for v in image_shape)
+    p = int(np.prod(image_shape))
+    frozen, source, zero = _frozen_rows(changed, p, image_shape, param)
+    if zero_pixel_mask is not None:
+        zero = _zero_pixels(zero_pixel_mask, p, image_shape)
+    n_panels = 1 if zero is None else 3
+    fig = new_figure(figsize=(3.6 * n_panels, 4.0), layout="constrained")
+    axes = [fig.add_subplot(1, n_panels, i + 1) for i in range(n_panels)]
+    two = ListedColormap(["#f4f4f4", "#b2182b"])
+    axes[0].imshow(frozen.reshape(image_shape), cmap=two, vmin=0, vmax=1,
+                   interpolation="nearest")
+    axes[0].set_title(f"rows that never changed: {int(frozen.sum())}\n({source})",
+                      fontsize=10)
+    if zero is not None:
+        axes[1].imshow(zero.reshape(image_shape), cmap=ListedColormap(["#f4f4f4", "#2166ac"]),
+                       vmin=0, vmax=1, interpolation="nearest")
+        axes[1].set_title(f"pixels zero in every sample: {int(zero.sum())}\n(the data)",
+                          fontsize=10)
+        # 0 = agree, 1 = frozen but the pixel is used, 2 = zero pixel but the row moved
+        diff = np.zeros(p, np.int8)
+        diff[frozen & ~zero] = 1
+        diff[zero & ~frozen] = 2
+        n_diff = int((diff != 0).sum())
+        axes[2].imshow(diff.reshape(image_shape),
+                       cmap=ListedColormap(["#f4f4f4", "#b2182b", "#2166ac"]), vmin=0, vmax=2,
+                       interpolation="nearest")
+        axes[2].set_title(f"where they differ: {n_diff}\n"
+                          + ("(empty: the zero pixels explain it)" if n_diff == 0
+                             else "(should be empty)"), fontsize=10)
+        axes[2].legend(handles=[Patch(color="#b2182b", label="frozen, pixel not always 0"),
+                                Patch(color="#2166ac", label="pixel always 0, row moved")],
+                       loc="upper center", bbox_to_anchor=(0.5, -0.02), fontsize=7,
+                       frameon=False)
+    for ax in axes:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    return fig
+
+
+def _frozen_rows(changed, p, image_shape, param):
+    """(bool (P,) frozen rows, a caption, the always-zero pixels if the source knows them)."""
+    h, w = image_shape
+    expect = (f"expected the first Dense layer's weight mask with {p} rows (one per pixel "
+              f"of a {h}×{w} image): shape ({p}, OUT) or ({p},)")
+    if hasattr(changed, "findings"):
+        return _frozen_from_report(changed, p, param, expect)
+    if hasattr(changed, "changed_mask") and hasattr(changed, "params"):     # a Recorder
+        rec = changed
+        name = param or _first_param_with_rows(
+            {k: tuple(v.shape) for k, v in rec.params.items()}, p)
+        if name is None:
+            raise ValueError(f"frozen_map: no parameter of the recorder has {p} rows; {expect}")
+        m = rec.changed_mask(name)
+        return ~m.any(axis=1), f"{name} {m.shape[0]}×{m.shape[1]}", \
+            _recorded_zero_inputs(rec, name, p)
+    m = _host(changed, "the mask")
+    if m.ndim == 2 and m.shape[0] == p:
+        frozen = ~m.astype(bool).any(axis=1)
+        return frozen, f"{param or 'weight'} {m.shape[0]}×{m.shape[1]}", None
+    if m.ndim == 1 and m.shape[0] == p:
+        return ~m.astype(bool), f"{param or 'weight'}, per row", None
+    raise ValueError(f"frozen_map: {expect}; got shape {m.shape}. Pass the mask of the FIRST "
+                     f"Dense layer (its rows are the pixels), or set image_shape")
+
+
+def _first_param_with_rows(shapes, p):
+    return next((k for k, shape in shapes.items() if len(shape) == 2 and shape[0] == p), None)
+
+
+def _recorded_zero_inputs(rec, param, p):
+    """The recorder's always-zero input features of ``param``'s layer, if it watched them."""
+    get = getattr(rec, "zero_input_features", None)
+    if rec is None or get is None:
+        return None
+    try:
+        z = get(param.rpartition(".")[0])
+    except (KeyError, AttributeError):
+        return None
+    return None if z is None or np.size(z) != p else np.asarray(z, bool).reshape(-1)
+
+
+def _frozen_from_report(report, p, param, expect):
+    """Frozen rows from a diagnose Report: its exact frozen mask if it has one, else the
+    union of the masks of its frozen-type findings."""
+    shapes = {k: tuple(v["shape"]) for k, v in getattr(report, "params", {}).items()
+              if isinstance(v, dict) and "shape" in v}
+    findings = list(report.findings)
+    if param is None:
+        param = _first_param_with_rows(shapes, p)
+    if param is None:
+        for f in findings:
+            m = getattr(f, "mask", None)
+            if m is not None and np.ndim(_host(m)) == 2 and np.shape(_host(m))[0] == p:
+                param = f.param
+                break
+    if param is None:
+        raise ValueError(f"frozen_map: the report has no parameter with {p} rows; {expect}")
+    zero = _recorded_zero_inputs(getattr(report, "recorder", None), param, p)
+    if hasattr(report, "frozen"):
+        try:
+            m = _host(report.frozen(param)).astype(bool)
+        except KeyError:
+            m = None
+        if m is not None:
+            if m.ndim != 2 or m.shape[0] != p:
+                raise ValueError(f"frozen_map: {param!r} has shape {m.shape}; {expect}")
+            return m.all(axis=1), f"{param} {m.shape[0]}×{m.shape[1]}", zero
+    frozen_entries = None
+    for f in findings:
+        if f.param != param or getattr(f, "cause", None) not in FROZEN_CAUSES:
+            continue
+        m = getattr(f, "mask", None)
+        if m is None:
+            continue
+        m = _host(m).astype(bool)
+        if m.ndim != 2 or m.shape[0] != p:
+            raise ValueError(f"frozen_map: the finding on {param!r} has a mask of shape "
+                             f"{m.shape}; {expect}")
+        frozen_entries = m if frozen_entries is None else frozen_entries | m
+    if frozen_entries is None:
+        return np.zeros(p, bool), f"{param}: no frozen finding", zero
+    return frozen_entries.all(axis=1), \
+        f"{param} {frozen_entries.shape[0]}×{frozen_entries.shape[1]}", zero
+
+
+def _zero_pixels(a, p, image_shape):
+    m = _host(a, "the zero-pixel mask")
+    if m.dtype == bool and m.size == p:
+        return m.reshape(-1)
+    if m.dtype != bool and m.ndim >= 2 and m.size % p == 0 and m.size > p:
+        x = m.reshape(-1, p)                                     # images: (N, P)
+        return ~(x != 0).any(axis=0)
+    if m.size == p:
+        return m.reshape(-1).astype(bool)
+    h, w = image_shape
+    raise ValueError(f"frozen_map: expected zero_pixel_mask as a bool mask of {p} pixels "
+                     f"(shape ({p},) or ({h}, {w})) or the images (N, {p}) / (N, 1, {h}, {w}); "
+                     f"got shape {m.shape}")
+
+
+# --------------------------------------------------------------------------
+# conv filters
+# --------------------------------------------------------------------------
+def filter_grid(before, after=None, scale="own", channel=0, ncols=None):
+    """Conv filters as a grid of small images: before, after, and after − before.
+
+    before, after  conv weights (O, C, KH, KW) -- tinynet's Conv2D layout -- or (O, KH, KW)
+    scale          "own" (default): each panel has its own symmetric color scale around
+                   0 and a colorbar, so a change 1000x smaller than the weights is still
+                   visible in the difference panel.  "minmax": the article's picture --
+                   each grid stretched to its own min..max and quantized to 256 grey
+                   levels (uint8); the difference panel then shows what changed IN THE
+                   PICTURES, which is usually nothing: that is how a moving layer looks
+                   frozen.
+    channel        which input channel to show when C > 1 (default 0)
+    ncols          filters per grid row (default about sqrt(O))
+
+    One image axes and one colorbar per panel: 2 axes for ``before`` alone, 6 with
+    ``after``.
+    """
+    if scale not in ("own", "minmax"):
+        raise ValueError(f"filter_grid: scale must be 'own' or 'minmax', got {scale!r}")
+    b = _filters(before, "before", channel)
+    a = None if after is None else _filters(after, "after", channel)
+    if a is not None and a.shape != b.shape:
+        raise ValueError(f"filter_grid: before has shape {_host(before).shape} but after has "
+                         f"{_host(after).shape}; pass the same layer's weight twice")
+    O = b.shape[0]
+    ncols = ncols or int(math.ceil(math.sqrt(O)))
+    panels = [("before", b)] if a is None else [("before", b), ("after", a)]
+    n = len(panels) + (a is not None)
+    fig = new_figure(figsize=(4.2 * n, 4.0), layout="constrained")
+    shown = []
+    for i, (name, w) in enumerate(panels):
+        ax = fig.add_subplot(1, n, i + 1)
+        if scale == "minmax":
+            img = _quantized(w)
+            im = ax.imshow(_tile(img.astype(float), ncols), cmap=_grey_with_pad(), vmin=0,
+                           vmax=255, interpolation="nearest")
+            ax.set_title(f"{name} (min-max, 256 grey levels)\n"
+                         f"values {w.min():.3g} .. {w.max():.3g}", fontsize=10)
+            shown.append(img)
+        else:
+            m = float(np.abs(w).max()) or 1.0
+            im = ax.imshow(_tile(w, ncols), cmap=_diverging_with_pad(), vmin=-m, vmax=m,
+                           interpolation="nearest")
+            ax.set_title(f"{name}\nmax |w| = {float(np.abs(w).max()):.3g}", fontsize=10)
+        fig.colorbar(im, ax=ax, shrink=0.8)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    if a is not None:
+        ax = fig.add_subplot(1, n, n)
+        if scale == "minmax":
+            d = shown[1].astype(np.int16) - shown[0].astype(np.int16)
+            k = int((d != 0).sum())
+            m = float(np.abs(d).max()) or 1.0
+            im = ax.imshow(_tile(d.astype(float), ncols), cmap=_diverging_with_pad(), vmin=-m,
+                           vmax=m, interpolation="nearest")
+            ax.set_title(f"what changed in the pictures:\n{k} of {d.size} pixels",
+                         fontsize=10)
+        else:
+            d = a - b
+            k = int((d != 0).sum())
+            m = float(np.abs(d).max())
+            im = ax.imshow(_tile(d, ncols), cmap=_diverging_with_pad(), vmin=-(m or 1.0),
+                           vmax=m or 1.0, interpolation="nearest")
+            ax.set_title(f"after − before (own scale)\nmax |Δ| = {m:.3g}; "
+                         f"{k} of {d.size} changed", fontsize=10)
+        fig.colorbar(im, ax=ax, shrink=0.8)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    return fig
+
+
+def _filters(w, what, channel):
+    a = _host(w, f"the {what} weights").astype(float)
+    if a.ndim == 4:
+        if not 0 <= channel < a.shape[1]:
+            raise ValueError(f"filter_grid: channel={channel} but the weights have "
+                             f"{a.shape[1]} input channels")
+        return a[:, channel]
+    if a.ndim == 3:
+        return a
+    if a.ndim == 2 and a.shape[0] == a.shape[1] and a.shape[0] <= 11:
+        return a[None]
+    raise ValueError(f"filter_grid: expected conv weights of shape (O, C, KH, KW) "
+                     f"(tinynet's Conv2D layout) or (O, KH, KW), got {what} of shape "
+                     f"{a.shape}; for a Dense weight use frozen_map or weight_rows")
+
+
+def _tile(f, ncols):
+    """(O, KH, KW) -> one image, filters in a grid separated by 1-pixel NaN gaps."""
+    O, kh, kw = f.shape
+    nrows = int(math.ceil(O / ncols))
+    img = np.full((nrows * (kh + 1) - 1, ncols * (kw + 1) - 1), np.nan)
+    for k in range(O):
+        r, c = divmod(k, ncols)
+        img[r * (kh + 1):r * (kh + 1) + kh, c * (kw + 1):c * (kw + 1) + kw] = f[k]
+    return img
+
+
+def _quantized(w):
+    """The article's picture: (w - min) / (max - min) as uint8 grey levels."""
+    lo, hi = float(w.min()), float(w.max())
+    if hi == lo:
+        return np.zeros(w.shape, np.uint8)
+    return np.round((w - lo) / (hi - lo) * 255).astype(np.uint8)
+
+
+def _diverging_with_pad():
+    from matplotlib import colormaps
+    return colormaps["RdBu_r"].with_extremes(bad="#ffffff")
+
+
+def _grey_with_pad():
+    from matplotlib import colormaps
+    return colormaps["gray"].with_extremes(bad="#e3d5a8")   # tan gaps: visibly not a weight
+
+
+# --------------------------------------------------------------------------
+# curves over steps
+# --------------------------------------------------------------------------
+def _history(source, where):
+    h = getattr(source, "history", source)
+    if not isinstance(h, dict):
+        raise TypeError(f"{where}: expected a recorder (with .history) or a dict "
+                        f"{{param: {{'step': [...], ...}}}}, got {type(source).__name__}")
+    return h
+
+
+def _per_param_curves(source, key, where, params, ylabel, title, ref=None):
+    hist = _history(source, where)
+    names = [p for p in (params or hist) if p in hist]
+    if params is not None and len(names) != len(params):
+        missing = [p for p in params if p not in hist]
+        raise KeyError(f"{where}: no history for {missing}; recorded: {list(hist)}")
+    fig = new_figure(figsize=(7.5, 4.2), layout="constrained")
+    ax = fig.add_subplot(1, 1, 1)
+    ax.set_yscale("log")
+    bottom = blended_transform_factory(ax.transData, ax.transAxes)
+    for i, name in enumerate(names):
+        rec = hist[name]
+        if key not in rec:
+            raise KeyError(f"{where}: the history of {name!r} has no {key!r} "
+                           f"(it has {sorted(rec)})")
+        v = np.asarray(rec[key], dtype=float)
+        steps = np.asarray(rec.get("step", np.arange(len(v))), dtype=float)
+        v = np.where(np.isfinite(v), v, np.nan)    # no gradient (NaN) / weight was 0 (inf)
+        zero = v == 0
+        label = name
+        if zero.all() and len(v):
+            label += "  — exactly 0 at every step"
+        elif zero.any():
+            label += f"  — exactly 0 at {int(zero.sum())} of {len(v)} steps"
+        style = "-" if not name.endswith("bias") else "--"
+        color = f"C{i % 10}"
+        line, = ax.plot(steps, np.where(zero, np.nan, v), style, color=color, lw=1.4,
+                        label=label)
+        if zero.any():          # a log axis cannot show 0: mark those steps on the floor
+            ax.plot(steps[zero], np.full(int(zero.sum()), 0.02), "x", color=color, ms=6,
+                    transform=bottom, clip_on=False)
+    if ref is not None:
+        ax.axhline(ref, color="#555555", ls=":", lw=1.2, label=f"{ref:g} (rule of thumb)")
+    ax.set_xlabel("step")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=11)
+    ax.grid(True, which="major", alpha=0.3)
+    if names:
+        ax.legend(fontsize=8, loc="best")
+    return fig
+
+
+def grad_norms(recorder_or_history, params=None):
+    """Gradient norm per parameter over the recorded steps (log y axis).
+
+    recorder_or_history  a recorder (``rec.history``) or the dict itself:
+                         {param: {"step": [...], "grad_norm": [...]}}
+    params               names to show (default: all recorded)
+    Steps where the norm is exactly 0 cannot sit on a log axis: they are
+    marked with x on the floor of the plot and counted in the legend.
+    """
+    return _per_param_curves(recorder_or_history, "grad_norm", "grad_norms", params,
+                             "‖gradient‖", "gradient norm per parameter")
+
+
+def update_ratios(recorder_or_history, params=None, ref=1e-3):
+    """Update-to-weight ratio ‖Δw‖ / ‖w‖ per parameter over steps, with a 1e-3 reference line.
+
+    A ratio far below ``ref`` means the weights move too little to see in a
+    picture (though they do move); exactly 0 is marked as in :func:`grad_norms`.
+    """
+    return _per_param_curves(recorder_or_history, "update_ratio", "update_ratios", params,
+                             "‖Δw‖ / ‖w‖", "update-to-weight ratio per parameter", ref=ref)
+
+
+def activation_histograms(recorder_or_dict, bins=40, layers=None):
+    """One histogram per layer of its activation values, with the fraction exactly 0.
+
+    recorder_or_dict  a Recorder (the last recorded sample of each layer's output,
+                      ``activation_samples``, with ``layer_stats``' zero fraction and
+                      dead units of that step), or {layer: values}, where values is an
+                      array or a dict with "values" and optionally "zero_frac" and
+                      "dead" (a count or a bool mask of units dead on every sample).
+    The histogram shows the NONZERO values; the exact zeros (a ReLU's "off")
+    are counted in the title instead of drowning the rest in one tall bar.
+    """
+    entries = _activation_entries(recorder_or_dict, layers)
+    names = list(entries)
+    n = max(len(names), 1)
+    ncols = min(n, 3)
+    nrows = int(math.ceil(n / ncols))
+    fig = new_figure(figsize=(4.0 * ncols, 3.0 * nrows), layout="constrained")
+    for i, name in enumerate(names):
+        ax = fig.add_subplot(nrows, ncols, i + 1)
+        entry = entries[name]
+        zero_frac, dead, total = entry.get("zero_frac"), entry.get("dead"), None
+        values = entry.get("values")
+        if values is not None:
+            v = _host(values, "activations").reshape(-1).astype(float)
+            nz = v[v != 0]
+            if zero_frac is None and v.size:
+                zero_frac, total = 1.0 - nz.size / v.size, v.size
+            if nz.size:
+                ax.hist(nz, bins=bins, color="#4a6fa5", alpha=0.85)
+            else:
+                ax.text(0.5, 0.5, "every value is exactly 0", ha="center", va="center",
+                        transform=ax.transAxes, color="#c0392b")
+        if zero_frac:
+            ax.axvline(0, color="#c0392b", lw=1.2)
+        title = f"layer {name}"
+        if entry.get("step") is not None:
+            title += f" (step {entry['step']})"
+        if zero_frac is not None:
+            title += f": exactly 0 in {100 * float(zero_frac):.1f}%"
+            if total:
+                title += f"\n({int(round(float(zero_frac) * total))} of {total} values)"
+        if dead is not None:
+            d = int(np.sum(dead)) if np.ndim(dead) else int(dead)
+            title += f"; dead units: {d}"
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("nonzero activation values", fontsize=8)
+        ax.tick_params(labelsize=7)
+    return fig
+
+
+def _last(v):
+    """The last recorded value of a per-step series (or the value itself)."""
+    if v is None:
+        return None
+    a = np.asarray(v)
+    return a.reshape(-1)[-1].item() if a.ndim and a.size else (a.item() if a.size else None)
+
+
+def _activation_entries(src, layers):
+    """{layer: {"values", "zero_frac", "dead", "step"}} from a Recorder or a dict."""
+    if hasattr(src, "activation_samples") and hasattr(src, "layer_stats"):
+        stats = src.layer_stats
+        out = {}
+        for name in (layers or list(stats)):
+            samples = src.activation_samples(name)
+            st = stats.get(name, {})
+            step = max(samples) if samples else None
+            same_step = step is not None and "step" in st and len(st["step"]) and \
+                int(np.asarray(st["step"])[-1]) == step
+            out[name] = {"values": samples.get(step) if samples else None, "step": step,
+                         "zero_frac": _last(st.get("zero_frac")) if same_step else None,
+                         "dead": _last(st.get("dead_units"))}
+        return out
+    stats = getattr(src, "layer_stats", src)
+    if not isinstance(stats, dict):
+        raise TypeError(f"activation_histograms: expected a Recorder or {{layer: values}}, "
+                        f"got {type(src).__name__}")
+    out = {}
+    for name in (layers or list(stats)):
+        e = stats[name]
+        if isinstance(e, dict):
+            out[name] = {"values": e.get("values", e.get("sample")),
+                         "zero_frac": _last(e.get("zero_frac")),
+                         "dead": e.get("dead", _last(e.get("dead_units"))),
+                         "step": e.get("at_step")}
+        else:
+            out[name] = {"values": e}
+    return out
+
+
+def effective_width(recorder_or_dict, layers=None):
+    """Effective width (the number of distinct units) per layer over steps.
+
+    recorder_or_dict  a recorder (``rec.effective_width``) or {layer: entry} with entry
+                      {"step": [...], "width": [...], "units": n} ("units" optional),
+                      a list of widths, or a (steps, widths) pair.
+    A layer initialized with constant weights stays at 1: all its units are copies.
+    """
+    data = getattr(recorder_or_dict, "effective_width", recorder_or_dict)
+    if not isinstance(data, dict):
+        raise TypeError(f"effective_width: expected a recorder or {{layer: widths}}, got "
+                        f"{type(recorder_or_dict).__name__}")
+    fig = new_figure(figsize=(7.0, 4.0), layout="constrained")
+    ax = fig.add_subplot(1, 1, 1)
+    top = 1
+    for i, name in enumerate(k for k in (layers or data) if k in data):
+        steps, widths, total = _width_entry(data[name], name)
+        color = f"C{i % 10}"
+        ax.plot(steps, widths, "-o", color=color, ms=3, lw=1.5,
+                label=f"layer {name}: {int(widths[-1]) if len(widths) else '?'}"
+                      + (f" of {total} units" if total else " units") + " at the end")
+        if total:
+            ax.axhline(total, color=color, ls=":", lw=1)
+            top = max(top, total)
+        top = max(top, float(np.max(widths)) if len(widths) else 1)
+    ax.set_ylim(0, top * 1.08)
+    ax.set_xlabel("step")
+    ax.set_ylabel("distinct units")
+    ax.set_title("effective width per layer (dotted: the layer's size)", fontsize=11)
+    ax.grid(True, alpha=0.3)
+    if ax.lines:
+        ax.legend(fontsize=8)
+    return fig
+
+
+def _width_entry(entry, name):
+    if isinstance(entry, dict):
+        widths = np.asarray(entry.get("width", entry.get("widths", [])), float)
+        steps = np.asarray(entry.get("step", np.arange(len(widths))), float)
+        return steps, widths, entry.get("total", entry.get("units"))
+    if isinstance(entry, tuple) and len(entry) == 2:
+        return np.asarray(entry[0], float), np.asarray(entry[1], float), None
+    widths = np.asarray(entry, float)
+    if widths.ndim != 1:
+        raise ValueError(f"effective_width: layer {name!r}: expected a list of widths, got "
+                         f"shape {widths.shape}")
+    return np.arange(len(widths), dtype=float), widths, None
+
+
+# --------------------------------------------------------------------------
+# single rows, training curves
+# --------------------------------------------------------------------------
+def weight_rows(before, after, rows=(0,), max_cols=None):
+    """"Print the first row before and after", as a picture.
+
+    before, after  the same 2-D weight at two times, e.g. a Dense weight (IN, OUT)
+    rows           which rows (row i of the first Dense weight = pixel i)
+    max_cols       show only the first max_cols entries of each row
+    Per row: the values before and after (top), and after − before on its own
+    scale (bottom) with the count of entries that changed at all.
+    """
+    b = _host(before, "before").astype(float)
+    a = _host(after, "after").astype(float)
+    if b.ndim != 2 or a.shape != b.shape:
+        raise ValueError(f"weight_rows: expected two 2-D weights of the same shape (IN, OUT), "
+                         f"got {b.shape} and {a.shape}")
+    rows = [int(r) for r in np.atleast_1d(rows)]
+    for r in rows:
+        if not -b.shape[0] <= r < b.shape[0]:
+            raise IndexError(f"weight_rows: row {r} is out of range for a weight with "
+                             f"{b.shape[0]} rows")
+    fig = new_figure(figsize=(8.0, 2.9 * len(rows)), layout="constrained")
+    cols = slice(None, max_cols)
+    for i, r in enumerate(rows):
+        vb, va = b[r, cols], a[r, cols]
+        d = va - vb
+        k = int((d != 0).sum())
+        x = np.arange(vb.size)
+        top = fig.add_subplot(2 * len(rows), 1, 2 * i + 1)
+        top.plot(x, vb, "o", ms=3, color="#888888", label="before")
+        top.plot(x, va, ".", ms=3, color="#c0392b", label="after")
+        top.set_title(f"row {r}: " + ("identical before and after (0 entries changed)"
+                                      if k == 0 else f"{k} of {d.size} entries changed"),
+                      fontsize=10)
+        top.legend(fontsize=7, loc="upper right")
+        top.tick_params(labelsize=7)
+        bot = fig.add_subplot(2 * len(rows), 1, 2 * i + 2)
+        bot.bar(x, d, width=1.0, color="#4a6fa5")
+        m = float(np.abs(d).max())
+        bot.set_ylim(-(m or 1.0) * 1.1, (m or 1.0) * 1.1)
+        bot.set_ylabel("after − before", fontsize=8)
+        bot.set_xlabel(f"column (entry of row {r})", fontsize=8)
+        if k == 0:
+            bot.text(0.5, 0.5, "no entry changed: the difference is exactly 0 everywhere",
+                     ha="center", va="center", transform=bot.transAxes, color="#c0392b")
+        bot.set_title(f"difference (own scale): max |Δ| = {m:.3g}", fontsize=9)
+        bot.tick_params(labelsize=7)
+    return fig
+
+
+def training_curves(history):
+    """Loss and accuracy over training from a fit() History or a dict of lists.
+
+    A History (``history.batch`` / ``history.epoch``) gives per-step and per-epoch
+    curves; a dict {"loss": [...], "acc": [...], "val_loss": [...], ...} (or one
+    with "step"/"epoch" for the x axis) is plotted as given.
+    """
+    series = {}
+    if hasattr(history, "batch") and hasattr(history, "epoch"):
+        ends = list(getattr(history, "epoch_end_steps", []))
+        for key, v in history.batch.items():
+            if v:
+                series[f"train {key} (per step)"] = (np.arange(1, len(v) + 1), v, key)
+        for key, v in history.epoch.items():
+            if v:
+                x = ends[:len(v)] if len(ends) >= len(v) else np.arange(1, len(v) + 1)
+                series[f"{key} (per epoch)"] = (x, v, key)
+    elif isinstance(history, dict):
+        x = history.get("step", history.get("epoch"))
+        for key, v in history.items():
+            if key in ("step", "epoch"):
+                continue
+            v = list(v)
+            series[key] = (np.asarray(x if x is not None else np.arange(1, len(v) + 1)), v, key)
+    else:
+        raise TypeError(f"training_curves: expected a History from fit() or a dict of lists, "
+                        f"got {type(history).__name__}")
+    fig = new_figure(figsize=(10.0, 3.6), layout="constrained")
+    axes = {"loss": fig.add_subplot(1, 2, 1), "acc": fig.add_subplot(1, 2, 2)}
+    for label, (x, v, key) in series.items():
+        ax = axes["acc"] if "acc" in key else axes["loss"]
+        per_step = "per step" in label
+        ax.plot(x, v, "-" if per_step else "o-", lw=0.8 if per_step else 1.5,
+                alpha=0.5 if per_step else 1.0, ms=4, label=label)
+    axes["loss"].set_title("loss", fontsize=11)
+    axes["acc"].set_title("accuracy", fontsize=11)
+    for ax in axes.values():
+        ax.set_xlabel("step" if hasattr(history, "batch") else
+                      ("epoch" if isinstance(history, dict) and "epoch" in history else "step"))
+        ax.grid(True, alpha=0.3)
+        if ax.lines:
+            ax.legend(fontsize=8)
+    return fig
+
+
+# --------------------------------------------------------------------------
+# saving
+# --------------------------------------------------------------------------
+def save(fig, path, dpi=110):
+    """Write ``fig`` to ``path`` (PNG unless the suffix says otherwise), atomically.
+
+    The picture is written to a temporary file in the same folder and renamed
+    over ``path`` only when complete (``os.replace``): a crash or a failed
+    render leaves the old file intact and no temporary file behind.
+    Missing folders are created.  Returns the path.
+    """
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    ext = os.path.splitext(path)[1].lstrip(".").lower() or "png"
+    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp",
+                               dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            fig.savefig(f, format=ext, dpi=dpi, bbox_inches="tight")
+        os.chmod(tmp, _default_mode(path))     # mkstemp makes 0600; keep the usual mode
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    return path
+
+
+def _default_mode(path):
+    """The mode an ordinary open() would give: the old file's, or 0o666 minus the umask."""
+    try:
+        return os.stat(path).st_mode & 0o777
+    except OSError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
+__all__ = ["frozen_map", "filter_grid", "grad_norms", "update_ratios", "activation_histograms",
+           "effective_width", "weight_rows", "training_curves", "save", "new_figure",
+           "InlineFigure", "FROZEN_CAUSES"]
