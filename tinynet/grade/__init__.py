@@ -1,0 +1,77 @@
+"""An offline autograder for tinynet's homework (lessons/homework/*.ipynb).
+
+    python -m tinynet.grade SUBMISSION [--json] [--timeout S] [--assignment ID]
+    python -m tinynet.grade --list
+
+SUBMISSION is a notebook (.ipynb) or a Python module (.py).  The grader
+runs it in a fresh subprocess -- cell by cell (a module: statement by
+statement), so one broken cell does not hide the rest -- and then checks
+each part of the assignment, printing per part PASS/FAIL, the points, and a
+message a student can act on: which gradient is wrong, at which element and
+by how much (from ``tn.gradcheck``), and when it can tell, the kind of
+mistake -- wrong shape, transposed, sign flipped, off by a factor of N (a
+missing 1/N), overlapping windows not accumulated.  The last line is
+``Total: earned/possible``.
+
+Nothing a submission does crashes the grader: exceptions, syntax errors,
+``raise NotImplementedError`` ("not implemented yet"), wrong return types,
+``exit()``, infinite loops (each cell and each part has a time limit,
+--timeout, default 30 s) -- each is reported with 0 points for that part.
+Exit code 0 whenever a report was printed; 2 for misuse (no such file,
+unknown assignment); 3 when the grader itself failed (a bug or a broken
+installation: the report says so).
+
+Which assignment a file is: --assignment, else the notebook's
+``metadata.tinynet.assignment`` (the released notebooks carry it), else a
+module's ``ASSIGNMENT = "..."`` line, else the file name's start
+("hw1_....ipynb", "hw2-alice.py").
+
+Assignments and points
+----------------------
+hw1_dense_softmax     Dense and softmax cross-entropy backward          10
+    dense_dx 2, dense_dw 2, dense_db 1, softmax_ce_forward 2, softmax_ce_backward 3
+hw2_conv_backward     Conv2D backward with im2col / col2im              10
+    col2im 3, conv_dw 2, conv_db 1, conv_dx 4
+hw3_freeze_detector   A detector for frozen weights                     10
+    find_zero_input_rows 4, frozen_rows_after_training 3, effective_width 3
+
+The checks live in ``tinynet/grade/hw1.py`` ... ``hw3.py``; the solution
+notebooks' hidden-test cells call :func:`check`, so running a solution
+notebook top to bottom runs the same checks.  The checks ship with tinynet,
+so students can grade themselves: they are for feedback, not for secrecy.
+"""
+from tinynet.grade.assignments import ASSIGNMENTS, GraderUsageError
+from tinynet.grade.core import Context, Fail
+from tinynet.grade.runner import DEFAULT_TIMEOUT, format_report, grade
+
+
+def check(namespace, assignment, part=None):
+    """Run an assignment's checks in this process on ``namespace`` (e.g. ``globals()``).
+
+    For notebooks (the hidden-test cells call it): prints one line per part
+    and raises AssertionError with the messages of the parts that fail.  No
+    time limit and no isolation -- use ``python -m tinynet.grade`` for that.
+    Returns the number of points earned.
+    """
+    from tinynet.grade import assignments
+    from tinynet.grade.worker import run_part
+    a = assignments.get(assignment)
+    parts = a.parts if part is None else [a.part(part)]
+    ctx = Context()
+    failures, earned = [], 0
+    for p in parts:
+        result = run_part(p, namespace, ctx)
+        ctx.prior[p.id] = result
+        earned += result["points"]
+        status = "PASS" if result["status"] == "pass" else "FAIL"
+        print(f"{status}  {p.id}  {result['points']}/{p.points}  "
+              f"{result['message'].splitlines()[0]}")
+        if result["status"] != "pass":
+            failures.append(f"{p.id}: {result['message']}")
+    if failures:
+        raise AssertionError("\n\n".join(failures))
+    return earned
+
+
+__all__ = ["grade", "check", "format_report", "ASSIGNMENTS", "GraderUsageError",
+           "DEFAULT_TIMEOUT", "Fail"]
