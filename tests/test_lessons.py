@@ -21,6 +21,9 @@ def test_lesson_runs_top_to_bottom(path, tmp_path):
     nb = nbformat.read(path, as_version=4)
     env_backup = dict(os.environ)
     os.environ["MPLBACKEND"] = "Agg"
+    # One BLAS thread per kernel: CI runs lessons beside test workers on two
+    # cores, and oversubscribed OpenBLAS threads slow training cells tenfold.
+    os.environ["OPENBLAS_NUM_THREADS"] = "1"
     try:
         client = nbclient.NotebookClient(nb, timeout=600, kernel_name="python3",
                                          resources={"metadata": {"path": str(LESSONS)}})
