@@ -69,7 +69,7 @@ def conv_cases(draw):
     W = draw(st.integers(max(KW - 2 * P[1], 1), 7))
     return dict(N=draw(st.integers(1, 2)), C=draw(st.integers(1, 3)), O=draw(st.integers(1, 3)),
                 H=H, W=W, KH=KH, KW=KW, stride=S, padding=padding,
-                bias=draw(st.booleans()), x_grad=draw(st.booleans()),
+                bias=draw(st.booleans()), grads=draw(st.sampled_from(["all", "no x", "no w"])),
                 seed=draw(st.integers(0, 2**16)))
 
 
@@ -82,7 +82,7 @@ def test_conv2d_matches_reference_and_gradchecks(case, device):
     w = rng.standard_normal((c["O"], c["C"], c["KH"], c["KW"]))
     b = rng.standard_normal(c["O"]) if c["bias"] else None
     pads = expected_pads(c["padding"], c["H"], c["W"], c["KH"], c["KW"], c["stride"])
-    inputs = [as_input(x, device, c["x_grad"]), as_input(w, device)]
+    inputs = [as_input(x, device, c["grads"] != "no x"), as_input(w, device, c["grads"] != "no w")]
     if b is not None:
         inputs.append(as_input(b, device))
 
@@ -96,18 +96,46 @@ def test_conv2d_matches_reference_and_gradchecks(case, device):
         assert y.shape[2:] == (-(-c["H"] // c["stride"][0]), -(-c["W"] // c["stride"][1]))
     np.testing.assert_allclose(y.numpy(), ref, rtol=1e-10, atol=1e-10)
     assert tn.gradcheck(fn, inputs)
+    for t in inputs:
+        y = fn(*inputs)
+        y.sum().backward()
+        assert (t.grad is None) == (not t.requires_grad)
+        t.grad = None
 
 
-def test_gradcheck_first_layer_skips_dx(device, monkeypatch):
-    """x without requires_grad: dW and db are right, and col2im (dx) is never run."""
+@pytest.mark.parametrize("stride,padding", [
+    (1, 1), (1, "same"), ((2, 1), (2, 0)), (1, (2, 0, 0, 1)), ((3, 1), (0, 1, 1, 0))])
+def test_dx_by_rows_equals_col2im_route(stride, padding, device):
+    """With a horizontal stride of 1, backward takes Conv2D._dx_rows; it must
+    give exactly what the general route, col2im(W2ᵀ @ g2), gives."""
+    rng = np.random.default_rng(9)
+    x = as_input(rng.standard_normal((2, 3, 7, 6)), device)
+    w = rng.standard_normal((4, 3, 3, 2))
+    y = conv2d(x, as_input(w, device), stride=stride, padding=padding)
+    g = rng.standard_normal(y.shape)
+    y.backward(tn.tensor(g, dtype=np.float64, device=device))
+    fn_stride = (stride, stride) if isinstance(stride, int) else stride
+    pads = padding if isinstance(padding, tuple) and len(padding) == 4 else \
+        expected_pads(padding, 7, 6, 3, 2, fn_stride)
+    dcols = w.reshape(4, -1).T @ g.transpose(1, 0, 2, 3).reshape(4, -1)
+    expected = col2im(dcols, x.shape, 3, 2, fn_stride, pads)
+    np.testing.assert_allclose(x.grad.numpy(), expected, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_gradcheck_first_layer_skips_dx(stride, device, monkeypatch):
+    """x without requires_grad: dW and db are right, and dx is never computed
+    (neither by col2im nor by the stride-1 route)."""
     rng = np.random.default_rng(0)
     x = as_input(rng.standard_normal((2, 1, 6, 6)), device, requires_grad=False)
-    w, b = as_input(rng.standard_normal((3, 1, 3, 3)), device), as_input(rng.standard_normal(3), device)
+    w = as_input(rng.standard_normal((3, 1, 3, 3)), device)
+    b = as_input(rng.standard_normal(3), device)
 
     def boom(*args, **kwargs):
-        raise AssertionError("col2im ran although the input does not require grad")
+        raise AssertionError("dx was computed although the input does not require grad")
     monkeypatch.setattr(conv_module, "col2im", boom)
-    assert tn.gradcheck(lambda *ts: conv2d(*ts, padding="same"), [x, w, b])
+    monkeypatch.setattr(conv_module.Conv2D, "_dx_rows", boom)
+    assert tn.gradcheck(lambda *ts: conv2d(*ts, stride=stride, padding="same"), [x, w, b])
     assert x.grad is None
 
 
@@ -127,9 +155,10 @@ def test_even_kernel_same_padding_against_torch(device):
     torch = pytest.importorskip("torch")
     F = torch.nn.functional
     rng = np.random.default_rng(1)
-    for (H, W), (KH, KW), stride in [((6, 5), (2, 4), 1), ((7, 8), (4, 3), 2), ((5, 5), (2, 2), (2, 1))]:
-        x, w, b = rng.standard_normal((2, 3, H, W)), rng.standard_normal((4, 3, KH, KW)), \
-            rng.standard_normal(4)
+    cases = [((6, 5), (2, 4), 1), ((7, 8), (4, 3), 2), ((5, 5), (2, 2), (2, 1))]
+    for (H, W), (KH, KW), stride in cases:
+        x, w = rng.standard_normal((2, 3, H, W)), rng.standard_normal((4, 3, KH, KW))
+        b = rng.standard_normal(4)
         S = (stride, stride) if isinstance(stride, int) else stride
         PT, PB, PL, PR = expected_pads("same", H, W, KH, KW, S)
         tx = torch.tensor(x, requires_grad=True)
@@ -187,6 +216,66 @@ def test_second_backward_with_retain_graph_rebuilds_cols(device):
     y.sum().backward()
     np.testing.assert_allclose(x.grad.numpy(), 2 * gx)
     np.testing.assert_allclose(w.grad.numpy(), 2 * gw)
+
+
+def test_repeated_and_interleaved_steps_give_identical_gradients(device):
+    """The im2col buffers are recycled between steps (conv.workspace): two
+    graphs alive at once must not share one, and a step repeated must give
+    bit-identical gradients."""
+    rng = np.random.default_rng(6)
+    xs = [tn.tensor(rng.standard_normal((3, 2, 6, 6)).astype(np.float32), device=device,
+                    requires_grad=True) for _ in range(2)]
+    w = tn.tensor(rng.standard_normal((4, 2, 3, 3)).astype(np.float32), device=device,
+                  requires_grad=True)
+
+    def grads(x):
+        x.grad = w.grad = None
+        (conv2d(x, w, padding="same") ** 2).sum().backward()
+        return x.grad.numpy(), w.grad.numpy()
+
+    alone = [grads(x) for x in xs]
+    assert all(np.array_equal(a, b) for a, b in zip(alone[0], grads(xs[0])))
+    for x in xs:
+        x.grad = None
+    w.grad = None
+    ys = [(conv2d(x, w, padding="same") ** 2).sum() for x in xs]   # both graphs alive
+    ys[1].backward()
+    ys[0].backward()
+    for x, (gx, _) in zip(xs, alone):
+        np.testing.assert_array_equal(x.grad.numpy(), gx)
+    np.testing.assert_allclose(w.grad.numpy(), alone[0][1] + alone[1][1], rtol=1e-5)
+
+
+def test_workspace_reuses_buffers_and_respects_its_limit():
+    ws = conv_module.Workspace(max_bytes=3 * 800)
+    a = ws.empty(np, (10, 20), np.float32)                  # 800 bytes
+    ws.give_back(a)
+    assert ws.bytes == 800 and ws.empty(np, (10, 20), np.float32) is a and ws.bytes == 0
+    ws.give_back(a[:5])                                     # a view: never kept
+    ws.give_back(np.empty((20, 10), np.float32).T)          # not C-contiguous: not kept
+    assert ws.bytes == 0
+    bufs = [np.empty((10, 20), np.float32) for _ in range(4)]
+    for b in bufs:
+        ws.give_back(b)
+    assert ws.bytes == 3 * 800                              # the oldest was evicted
+    assert ws.empty(np, (10, 20), np.float32) is bufs[3]
+    ws.clear()
+    assert ws.bytes == 0 and ws.empty(np, (10, 20), np.float32) is not bufs[2]
+
+
+def test_training_steps_do_not_grow_the_workspace(device):
+    rng = np.random.default_rng(7)
+    x = tn.tensor(rng.standard_normal((4, 3, 10, 10)).astype(np.float32), device=device)
+    w1 = tn.tensor(rng.standard_normal((5, 3, 3, 3)).astype(np.float32), device=device,
+                   requires_grad=True)
+    w2 = tn.tensor(rng.standard_normal((2, 5, 5, 5)).astype(np.float32), device=device,
+                   requires_grad=True)
+    sizes = []
+    for _ in range(4):
+        h = max_pool2d(conv2d(x, w1, padding="same").relu(), 2)
+        conv2d(h, w2, padding="same").sum().backward()
+        sizes.append(conv_module.workspace.bytes)
+    assert sizes[1] == sizes[2] == sizes[3]
 
 
 def test_stacked_layers_gradcheck(device):

@@ -171,3 +171,9 @@ def test_broadcast_to_and_cast_gradcheck(device):
     (y * 2).sum().backward()
     assert x.grad.dtype == np.float64
     np.testing.assert_array_equal(x.grad.numpy(), np.full((2, 3), 2.0))
+
+
+@pytest.mark.parametrize("axes", [(1, 0, 2), (2, 0, 1), (-1, 0, 1)])
+def test_transpose_with_axes_gradchecks(axes, device):
+    check_against_reference(lambda x: x.transpose(*axes), lambda a: a.transpose(axes),
+                            [values((2, 3, 4), 5)], device)

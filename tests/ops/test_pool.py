@@ -96,6 +96,35 @@ def test_gradcheck_overlap_and_no_overlap(kernel, stride, padding, device):
     assert tn.gradcheck(lambda t: max_pool2d(t, kernel, stride, padding), [x])
 
 
+@pytest.mark.parametrize("x_layout,g_layout", [("cnhw", "nchw"), ("cnhw", "cnhw"),
+                                               ("nchw", "cnhw")])
+@pytest.mark.parametrize("kernel,stride", [(2, None), (3, 2)])
+def test_any_memory_layout(x_layout, g_layout, kernel, stride, device):
+    """conv2d's output is channel-major in memory; pooling follows whatever
+    order x and g come in, and the result must not depend on it."""
+    def laid_out(a, layout):
+        """A leaf tensor of logical shape (N, C, H, W) in that memory order."""
+        if layout == "nchw":
+            return as_input(a, device)
+        data = backend.to_device(np.ascontiguousarray(a.transpose(1, 0, 2, 3)), device)
+        return tn.Tensor(data.transpose(1, 0, 2, 3), requires_grad=True)
+
+    x = distinct((3, 2, 6, 7), 5)
+    ref, first = pool_reference(x, _pair(kernel), _pair(stride or kernel), (0, 0))
+    g = np.random.default_rng(5).standard_normal(ref.shape)
+    X = laid_out(x, x_layout)
+    assert (X.data.strides[1] > X.data.strides[0]) == (x_layout == "cnhw")
+    y = max_pool2d(X, kernel, stride)
+    np.testing.assert_array_equal(y.numpy(), ref)
+    y.backward(laid_out(g, g_layout).detach())
+    np.testing.assert_allclose(X.grad.numpy(), route_reference(g, first, x.shape, (0, 0)),
+                               rtol=1e-12, atol=1e-12)
+
+
+def _pair(v):
+    return (v, v) if isinstance(v, int) else v
+
+
 def test_tie_rule_first_maximum_in_row_major_order(device):
     x = np.zeros((1, 1, 4, 4))
     x[0, 0, :2, :2] = [[1, 5], [5, 5]]       # window 0: three tied maxima

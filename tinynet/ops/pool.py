@@ -20,11 +20,13 @@ The windows are a strided view of the (padded) input, shaped
 just x.reshape(N, C, OH, KH, OW, KW) reordered -- and are copied once so
 that each kernel offset (kh, kw) is a contiguous (N, C, OH, OW) slab.  A loop
 over the KH·KW offsets (never over pixels) then keeps the running maximum
-and the offset it came from.
+and the offset it came from.  Backward writes g back through the same
+strided view of dx, one offset at a time.
 """
 import numpy as np
 
 from tinynet.backend import array_module
+from tinynet.ops.conv import workspace
 from tinynet.tensor import Function, as_tensor
 
 
@@ -37,12 +39,25 @@ def _pair(value, what):
 
 
 def _windows_view(xpad, kernel, stride, out_hw):
-    """(KH, KW, N, C, OH, OW) strided view: [kh, kw, n, c, i, j] = xpad[n, c, i·SH+kh, j·SW+kw]."""
+    """(KH, KW, N, C, OH, OW) strided view: [kh, kw, n, c, i, j] = xpad[n, c, i·SH+kh, j·SW+kw].
+
+    Any memory order of xpad works: the strides are read from it.
+    """
     (KH, KW), (SH, SW), (OH, OW) = kernel, stride, out_hw
     N, C = xpad.shape[:2]
     sN, sC, sH, sW = xpad.strides
     return array_module(xpad).lib.stride_tricks.as_strided(
         xpad, shape=(KH, KW, N, C, OH, OW), strides=(sH, sW, sN, sC, sH * SH, sW * SW))
+
+
+def _channel_major(a):
+    """True if a (N, C, H, W) array is laid out channel by channel in memory."""
+    return a.strides[1] > a.strides[0]
+
+
+def _swap_nc(a, swap):
+    """a with its first two axes swapped (a view) if ``swap``; its own inverse."""
+    return a.transpose(1, 0, 2, 3) if swap else a
 
 
 class MaxPool2D(Function):
@@ -55,7 +70,8 @@ class MaxPool2D(Function):
     then smallest kw) -- the running maximum is replaced only by a strictly
     greater value.  (PyTorch's CPU kernel picks the same one.)  Where
     windows overlap (stride < window) an element that is the argmax of
-    several windows receives the sum of their gradients.
+    several windows receives the sum of their gradients.  (A window holding
+    a NaN outputs NaN; its gradient still goes to one of its elements.)
 
     Saved for backward: the argmax offset kh·KW + kw of every window, as
     uint8 (int32 for windows of more than 256 elements) -- not the input.
@@ -71,50 +87,62 @@ class MaxPool2D(Function):
 
     def forward(self, x):
         xp = array_module(x)
-        N, C, H, W = x.shape
+        # Work in x's memory order of the (N, C) axes: conv2d's output is
+        # channel-major, and gathering it batch-major would stride across
+        # the whole tensor for every window.
+        self.channel_major = _channel_major(x)
+        x = _swap_nc(x, self.channel_major)
+        B1, B2, H, W = x.shape                                # (N, C) or (C, N)
         (KH, KW), (PH, PW) = self.kernel, self.padding
         OH, OW = self._geometry(x.shape)
         xpad = x
         if PH or PW:
-            xpad = xp.full((N, C, H + 2 * PH, W + 2 * PW), -np.inf, dtype=x.dtype)
+            xpad = xp.full((B1, B2, H + 2 * PH, W + 2 * PW), -np.inf, dtype=x.dtype)
             xpad[:, :, PH:PH + H, PW:PW + W] = x
-        windows = _windows_view(xpad, self.kernel, self.stride, (OH, OW)).copy()
-        windows = windows.reshape(KH * KW, N, C, OH, OW)      # one contiguous slab per offset
+        buf = workspace.empty(xp, (KH * KW, B1, B2, OH, OW), x.dtype)
+        buf.reshape(KH, KW, B1, B2, OH, OW)[...] = _windows_view(
+            xpad, self.kernel, self.stride, (OH, OW))         # one contiguous slab per offset
         index_dtype = xp.uint8 if KH * KW <= 256 else xp.int32
-        y = windows[0].copy()
+        y = buf[0].copy()
         argmax = xp.zeros(y.shape, dtype=index_dtype)
         for k in range(1, KH * KW):
-            better = windows[k] > y                           # strictly: ties keep the first
-            xp.maximum(y, windows[k], out=y)
+            better = buf[k] > y                               # strictly: ties keep the first
+            xp.maximum(y, buf[k], out=y)
             # argmax < k everywhere, so this sets it to k exactly where `better`
             # (arithmetic, much faster than a masked assignment)
             xp.maximum(argmax, better * index_dtype(k), out=argmax)
-        self.argmax, self.x_shape = argmax, x.shape
-        return y
+        workspace.give_back(buf)
+        self.argmax, self.in_hw = argmax, (H, W)
+        return _swap_nc(y, self.channel_major)
 
     def backward(self, g):
         xp = array_module(g)
-        N, C, H, W = self.x_shape
+        # Follow g's memory order (it is the bigger array); re-lay the small
+        # integer argmax if it was stored the other way.
+        channel_major = _channel_major(g)
+        g = _swap_nc(g, channel_major)
+        argmax = self.argmax
+        if channel_major != self.channel_major:
+            argmax = xp.ascontiguousarray(argmax.transpose(1, 0, 2, 3))
+        B1, B2, OH, OW = g.shape
+        H, W = self.in_hw
         (KH, KW), (SH, SW), (PH, PW) = self.kernel, self.stride, self.padding
-        OH, OW = g.shape[2:]
         overlapping = SH < KH or SW < KW
         tiles_exactly = (not overlapping and (SH, SW) == (KH, KW) and not (PH or PW)
                          and (OH * SH, OW * SW) == (H, W))
         # every element is written exactly once when the windows tile x
         alloc = xp.empty if tiles_exactly else xp.zeros
-        dxpad = alloc((N, C, H + 2 * PH, W + 2 * PW), dtype=g.dtype)
+        dxpad = alloc((B1, B2, H + 2 * PH, W + 2 * PW), dtype=g.dtype)
         slabs = _windows_view(dxpad, self.kernel, self.stride, (OH, OW))
-        argmax = self.argmax
         for kh in range(KH):
             for kw in range(KW):
-                routed = argmax == kh * KW + kw                  # (N, C, OH, OW) bool
+                routed = argmax == kh * KW + kw                  # (B1, B2, OH, OW) bool
                 if overlapping:     # windows share elements: accumulate
                     slabs[kh, kw] += g * routed
                 else:               # each element in at most one window: write
                     xp.multiply(g, routed, out=slabs[kh, kw])
-        if PH or PW:
-            return (dxpad[:, :, PH:PH + H, PW:PW + W],)
-        return (dxpad,)
+        dx = dxpad[:, :, PH:PH + H, PW:PW + W] if (PH or PW) else dxpad
+        return (_swap_nc(dx, channel_major),)
 
 
 def max_pool2d(x, kernel_size, stride=None, padding=0):

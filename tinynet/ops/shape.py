@@ -45,7 +45,8 @@ class Transpose(Function):
     def backward(self, g):
         if self.axes is None:
             return (g.transpose(),)
-        return (g.transpose(np.argsort([a % g.ndim for a in self.axes])),)
+        inverse = tuple(int(i) for i in np.argsort([a % g.ndim for a in self.axes]))
+        return (g.transpose(inverse),)
 
 
 def _device_index(index, xp):
