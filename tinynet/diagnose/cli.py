@@ -1,0 +1,91 @@
+"""`tinynet explain [CASE]`: run the experiments and explain why parameters froze."""
+import os
+import sys
+
+CHOICES = ("all", "zero-pixels", "constant-init", "zero-kernel", "tiny-updates")
+
+
+def add_parser(subparsers):
+    p = subparsers.add_parser(
+        "explain", help="run an experiment and explain every frozen parameter",
+        description="Train the experiments tinynet was built to explain, print the "
+                    "step-by-step story with the measured numbers, and write the figures.")
+    p.add_argument("case", nargs="?", default="all", choices=CHOICES,
+                   help="which experiment (default: all four)")
+    p.add_argument("--data", default="embedded", choices=("embedded", "mnist"),
+                   help="embedded offline digits (default) or real MNIST")
+    p.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    p.add_argument("--steps", type=int, default=None,
+                   help="optimizer steps per experiment (default: per experiment)")
+    p.add_argument("--out", default="tinynet-explain", help="folder for the PNG figures")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--samples", type=int, default=10000,
+                   help="training images to use (default 10000)")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    p.set_defaults(func=cmd_explain)
+    return p
+
+
+def _load(args, say):
+    from tinynet import data
+    if args.data == "embedded":
+        x, y = data.digits(args.samples, seed=args.seed)
+        xv, yv = data.digits(2000, seed=args.seed, split="test")
+        return x, y, xv, yv, f"embedded digits ({len(x):,} generated training images)"
+    try:
+        x, y = data.mnist("train")
+        xv, yv = data.mnist("test")
+        where = "MNIST training split"
+    except data.DatasetError as exc:
+        x, y = data.mnist("test")          # raises with the how-to-get-it message
+        say(f"note: {str(exc).splitlines()[0]}")
+        say("note: using the MNIST test split (10,000 images) for training instead")
+        xv, yv = x[-2000:], y[-2000:]
+        where = "MNIST test split"
+    n = min(args.samples, len(x))
+    return x[:n], y[:n], xv, yv, f"{where} ({n:,} images)"
+
+
+def cmd_explain(args):
+    from tinynet import backend, plot
+    from tinynet.data import DatasetError
+    from tinynet.diagnose import cases
+
+    say = print
+    try:
+        device = backend.normalize_device(args.device)
+        if device == "cuda":
+            backend.cuda_xp()
+    except backend.DeviceError as exc:
+        print(f"tinynet explain: {exc}", file=sys.stderr)
+        return 2
+    if args.steps is not None and args.steps < 1:
+        print("tinynet explain: --steps must be at least 1", file=sys.stderr)
+        return 2
+    try:
+        x, y, xv, yv, where = _load(args, say)
+    except DatasetError as exc:
+        print(f"tinynet explain: {exc}", file=sys.stderr)
+        return 2
+    names = cases.CASES if args.case == "all" else (args.case,)
+    progress = False if args.no_progress else None
+    os.makedirs(args.out, exist_ok=True)
+    say(f"tinynet explain: {', '.join(names)} on {where}, device {device}")
+    total = 0.0
+    for name in names:
+        extra = {"x_val": xv, "y_val": yv} if name == "constant-init" else {}
+        res = cases.run_case(name, x, y, steps=args.steps, device=device, seed=args.seed,
+                             progress=progress, **extra)
+        total += res.seconds
+        say()
+        say("=" * 78)
+        say(f"{res.title}  [{name}, {res.seconds:.1f} s]")
+        say("=" * 78)
+        say(str(res))
+        for stem, fig in res.figures.items():
+            path = os.path.join(args.out, f"{stem}.png")
+            plot.save(fig, path)
+            say(f"  figure: {path}")
+    say()
+    say(f"done in {total:.1f} s; figures in {os.path.abspath(args.out)}")
+    return 0
