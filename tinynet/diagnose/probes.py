@@ -1,0 +1,300 @@
+"""Per-layer evidence gathered by forward hooks, and who feeds whom.
+
+Notation.  N samples in a batch.  Dense: input (N, IN), output (N, OUT).
+Conv2D: input (N, C, H, W), output (N, O, OH, OW).  A *feature* is what one
+row-slice of a weight multiplies: a column of a Dense input (IN of them) or
+a channel of a Conv2D input (C).  A *unit* is what one output slice of a
+weight produces: a column of a Dense output (OUT) or a channel of a conv
+output (O); a ReLU's units are the columns / channels of its output.
+
+Why these accumulators.  The weight gradient is dW = Aᵀ·Δ (A the layer's
+input, Δ the gradient at its output; a conv is the same after im2col), so
+an entry of dW is exactly 0 on every step when
+
+* its feature is 0 on every sample          -> ``feature_count[f] == 0``
+* its unit receives no gradient at all      -> ``grad_nonzero[u]`` False,
+  because the ReLU after it never opened    -> ``unit_max[u] <= 0``
+  (a unit whose whole input is 0 outputs exactly its bias: the analysis
+  reads "exactly 0" from there, no extra accumulator needed)
+
+Beside each "ever" accumulator a *last step* tracker (int64, 0 = never)
+remembers the last training step on which the feature was nonzero, the unit
+was > 0, or its gradient was nonzero: "dead since step 3" for a
+unit that died during training comes from there.
+
+All of them are exact (no tolerance) and are updated on EVERY training
+forward / backward -- "never nonzero on any sample seen" must see every
+sample -- but each is one comparison and one reduction over an array the
+layer has just computed, so they cost little next to the layer itself.
+They stay on the layer's device; nothing is read back until report time.
+Forwards run with gradients off (``evaluate``, ``no_grad``) are not
+training and are ignored.
+"""
+import numpy as np
+
+from tinynet.backend import array_module
+from tinynet.tensor import Tensor, is_grad_enabled
+
+#: Module kinds that only pass values on (no parameters): the data-flow
+#: walks through them when it looks for the layer before / after another.
+PASSTHROUGH = ("relu", "pool", "flatten", "dropout")
+
+ACTIVATION_SAMPLE = 4096   # values of each recorded output kept for histograms
+ACTIVATION_STEPS = 16      # ... at the first recorded step and the latest 15
+_UNIT_KINDS = ("dense", "conv", "relu", "other")
+
+
+def module_kind(module):
+    """'dense', 'conv', 'relu', 'pool', 'flatten', 'dropout' or 'other'."""
+    from tinynet import nn
+    for cls, kind in ((nn.Dense, "dense"), (nn.Conv2D, "conv"), (nn.ReLU, "relu"),
+                      (nn.MaxPool2D, "pool"), (nn.Flatten, "flatten"),
+                      (nn.Dropout, "dropout")):
+        if isinstance(module, cls):
+            return kind
+    return "other"
+
+
+def _unit_axes(ndim):
+    """Axes reduced to get one value per unit: all but axis 1 (N, U, ...)."""
+    return (0,) + tuple(range(2, ndim)) if ndim >= 2 else (0,)
+
+
+class LayerProbe:
+    """The accumulators of one leaf module (all device arrays, host ints).
+
+    samples        -- samples seen in training forwards (host int)
+    feature_count  -- (F,) int64: samples in which feature f was nonzero  [dense, conv]
+    unit_max       -- (U,) largest output value of unit u over every sample seen
+    grad_nonzero   -- (U,) bool: the gradient at the output was nonzero on some sample
+    grad_seen      -- backward passes that reached the output (host int)
+    grad_count     -- (U,) int64: samples on which unit u's gradient was nonzero
+    grad_zero_samples -- samples whose whole output gradient was exactly 0 (device int;
+                      at the logits: a saturated softmax gives exactly 0 there); these
+                      two are evidence only and are counted on recorded steps
+    last_feature, last_open, last_grad -- (F,) / (U,) int64: the last step on which
+                      the feature was nonzero / the unit > 0 / its gradient nonzero
+                      (0: never)
+    batches        -- [(step, samples)] of the training forwards (host)
+    stats          -- per recorded forward: "step", "mean", "std", "zero_frac" (device 0-d)
+    samples_act    -- {step: (<= 4096,) device array}: output values for histograms, at
+                      the first recorded step and the latest 15
+    """
+
+    def __init__(self, name, module, kind, recorder):
+        self.name, self.module, self.kind = name, module, kind
+        self._recorder = recorder
+        self.samples = 0
+        self.feature_count = None
+        self.unit_max = None
+        self.grad_nonzero = None
+        self.grad_seen = 0
+        self.grad_zero_samples = None
+        self.grad_count = None
+        self.last_feature = self.last_open = self.last_grad = None
+        self.batches = []
+        self.in_shape = self.out_shape = None
+        self.stats = {"step": [], "mean": [], "std": [], "zero_frac": [], "dead": []}
+        # A ReLU right after a Dense/Conv2D shares its units: relu(z) > 0 exactly where
+        # z > 0, so it reads that layer's accumulators instead of reducing again.
+        self.alias = None
+        self.samples_act = {}
+
+    @property
+    def passive(self):
+        """Nothing to accumulate between recorded steps: pool, flatten, dropout, aliased ReLU."""
+        return self.kind in ("pool", "flatten", "dropout") or self.alias is not None
+
+    @property
+    def units_source(self):
+        """The probe whose unit accumulators describe this layer's units."""
+        return self.alias if self.alias is not None else self
+
+    # ---- forward hook ------------------------------------------------------
+    def __call__(self, module, inputs, output):
+        if not is_grad_enabled() or not isinstance(output, Tensor):
+            return None
+        rec = self._recorder
+        y = output.data
+        step = rec.steps + 1                      # the step this forward belongs to
+        n = int(y.shape[0]) if y.ndim else 1
+        self.samples += n
+        self.batches.append((step, n))
+        if self.passive and not rec._recording_forward and rec.topology.closed:
+            return None                           # nothing to accumulate on this step
+        xp = array_module(y)
+        x = inputs[0] if inputs else None
+        xa = x.data if isinstance(x, Tensor) else x       # a layer may be called on an array
+        if not rec.topology.closed:               # the first training forward
+            self.out_shape = tuple(y.shape[1:])
+            self.in_shape = tuple(xa.shape[1:]) if hasattr(xa, "shape") else None
+            rec.topology.see(self.name, self.kind, x, output)
+        weighted = self.kind in ("dense", "conv")
+        if weighted and getattr(xa, "ndim", 0) >= 2 and array_module(xa) is xp:
+            self._see_input(xp, xa, step)
+        if self.alias is None and self.kind in _UNIT_KINDS and y.ndim >= 1:
+            self._see_units(xp, y, step)
+        if weighted and output.requires_grad:
+            output.register_hook(self._on_grad)
+        if rec._recording_forward:
+            self._record_stats(xp, y, step)
+        return None
+
+    def _see_input(self, xp, xa, step):
+        """feature_count += samples in which each feature (column / channel) is nonzero."""
+        nz = xa != 0
+        if nz.ndim > 2:                           # a channel counts if any pixel is nonzero
+            nz = nz.any(axis=tuple(range(2, nz.ndim)))
+        counts = nz.sum(axis=0, dtype=np.int32)   # int32 per batch: 2x faster than int64
+        if self.feature_count is None:
+            self.feature_count = counts.astype(np.int64)
+            self.last_feature = xp.zeros(counts.shape, dtype=np.int64)
+        else:
+            self.feature_count += counts
+        self.last_feature = xp.where(counts > 0, step, self.last_feature)
+
+    def _see_units(self, xp, y, step):
+        """Running max of every unit, and the last step on which it was > 0."""
+        hi = y.max(axis=_unit_axes(y.ndim))
+        if self.unit_max is None:
+            self.unit_max = hi
+            self.last_open = xp.zeros(hi.shape, dtype=np.int64)
+        else:
+            xp.maximum(self.unit_max, hi, out=self.unit_max)
+        self.last_open = xp.where(hi > 0, step, self.last_open)
+
+    def _on_grad(self, g):
+        """Tensor hook on the output: which units got any nonzero gradient (every step);
+        per-unit sample counts and all-zero samples (recorded steps only: evidence)."""
+        ga = g.data
+        xp = array_module(ga)
+        nzg = ga != 0
+        per_sample = nzg.any(axis=tuple(range(2, ga.ndim))) if ga.ndim > 2 else nzg
+        if self._recorder._recording_forward and ga.ndim >= 2:
+            count = per_sample.sum(axis=0, dtype=np.int32).astype(np.int64)
+            nz = count > 0
+            zero_rows = ga.shape[0] - per_sample.any(axis=1).sum()
+            self.grad_count = count if self.grad_count is None else self.grad_count + count
+            self.grad_zero_samples = zero_rows if self.grad_zero_samples is None else \
+                self.grad_zero_samples + zero_rows
+        else:
+            nz = per_sample.any(axis=0) if ga.ndim >= 2 else per_sample
+        if self.grad_nonzero is None:
+            self.grad_nonzero = nz
+            self.last_grad = xp.zeros(nz.shape, dtype=np.int64)
+        else:
+            self.grad_nonzero |= nz
+        self.last_grad = xp.where(nz, self._recorder.steps + 1, self.last_grad)
+        self.grad_seen += 1
+        return None
+
+    def _record_stats(self, xp, y, step):
+        s = self.stats
+        s["step"].append(step)
+        yf = y if y.dtype.kind == "f" else y.astype(np.float32)
+        s["mean"].append(yf.mean())
+        s["std"].append(yf.std())
+        s["zero_frac"].append((y == 0).mean())
+        src = self.units_source
+        s["dead"].append((src.unit_max <= 0).sum()
+                         if self.kind == "relu" and src.unit_max is not None else None)
+        flat = yf.reshape(-1)
+        stride = max(1, flat.size // ACTIVATION_SAMPLE)
+        self.samples_act[step] = flat[::stride][:ACTIVATION_SAMPLE].copy()
+        if len(self.samples_act) > ACTIVATION_STEPS:      # keep the first and the latest
+            del self.samples_act[sorted(self.samples_act)[1]]
+
+
+class Topology:
+    """Which leaf module feeds which, learned from one real forward pass.
+
+    A module's *producer* is the module whose output tensor it received
+    (matched by identity, so it works for any ``forward``, not only
+    Sequential); None means the model's input.  The first training
+    forward is watched; :meth:`close` (called at the end of the first
+    step) stops watching and drops the tensors it held.
+    """
+
+    def __init__(self):
+        self.order = []          # module names in the order they first ran
+        self.kind = {}
+        self.producer = {}       # name -> producer name or None (the data)
+        self._outputs = {}       # id(tensor) -> (name, tensor); tensors held so ids stay unique
+        self.closed = False
+
+    @property
+    def known(self):
+        return bool(self.order)
+
+    def see(self, name, kind, x, out):
+        if self.closed:
+            return
+        if name not in self.kind:
+            self.order.append(name)
+            self.kind[name] = kind
+            src = self._outputs.get(id(x)) if isinstance(x, Tensor) else None
+            self.producer[name] = src[0] if src is not None and src[1] is x else None
+        self._outputs[id(out)] = (name, out)
+
+    def close(self):
+        if self.order:
+            self.closed = True
+        self._outputs.clear()
+
+    @classmethod
+    def sequential(cls, names_kinds):
+        """Fallback without a watched forward: each module feeds the next."""
+        t = cls()
+        prev = None
+        for name, kind in names_kinds:
+            t.order.append(name)
+            t.kind[name] = kind
+            t.producer[name] = prev
+            prev = name
+        t.closed = True
+        return t
+
+    # ---- walking the data flow -----------------------------------------------
+    def consumers(self, name):
+        return [m for m in self.order if self.producer.get(m) == name]
+
+    def upstream(self, name):
+        """(the nearest dense/conv/other layer feeding ``name``, the kinds passed on the way).
+
+        Walks back through ReLU / pool / flatten / dropout; (None, path) when
+        the input comes from the data.
+        """
+        path = []
+        p = self.producer.get(name)
+        while p is not None and self.kind.get(p) in PASSTHROUGH:
+            path.append(self.kind[p])
+            p = self.producer.get(p)
+        return p, path
+
+    def downstream(self, name):
+        """[(layer, kinds passed on the way)] for the nearest layers fed by ``name``."""
+        found, stack, seen = [], [(name, [])], set()
+        while stack:
+            cur, path = stack.pop()
+            for c in self.consumers(cur):
+                if c in seen:
+                    continue
+                seen.add(c)
+                if self.kind.get(c) in PASSTHROUGH:
+                    stack.append((c, path + [self.kind[c]]))
+                else:
+                    found.append((c, path))
+        found.sort(key=lambda item: self.order.index(item[0]))
+        return found
+
+    def feeds_relu(self, name):
+        """True if the output of ``name`` goes straight into a ReLU (maybe after dropout)."""
+        stack = list(self.consumers(name))
+        while stack:
+            c = stack.pop()
+            kind = self.kind.get(c)
+            if kind == "relu":
+                return True
+            if kind == "dropout":
+                stack.extend(self.consumers(c))
+        return False
