@@ -23,10 +23,10 @@ position, so building twice gives the same bytes and a stale notebook shows
 up as a diff.
 """
 import argparse
-import os
 import sys
-import tempfile
 from pathlib import Path
+
+from tinynet.files import atomic_write
 
 ROOT = Path(__file__).resolve().parents[1]
 SRC = ROOT / "lessons" / "src"
@@ -113,14 +113,8 @@ def target_for(source_path):
 
 
 def _write_atomic(path, text):
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    with atomic_write(path, "w", encoding="utf-8", newline="\n") as f:
+        f.write(text)
 
 
 def stale(sources):

@@ -23,10 +23,10 @@ code 2).  Only the standard library is needed.
 """
 import argparse
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
+
+from tinynet.files import atomic_write
 
 BEGIN_SOLUTION = "### BEGIN SOLUTION"
 END_SOLUTION = "### END SOLUTION"
@@ -123,19 +123,8 @@ def release_notebook(nb, name):
 
 
 def _write_atomic(path, text):
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    with atomic_write(path, "w", encoding="utf-8", newline="\n") as f:
+        f.write(text)
 
 
 def release(src, out_dir, log=print):

@@ -186,7 +186,8 @@ def test_writes_are_atomic(tmp_path, monkeypatch):
     def failing_replace(a, b):
         raise OSError("disk full")
 
-    monkeypatch.setattr(rh.os, "replace", failing_replace)
+    import tinynet.files
+    monkeypatch.setattr(tinynet.files.os, "replace", failing_replace)
     with pytest.raises(OSError):
         rh.release(src, out, log=lambda *a: None)
     assert old.read_text(encoding="utf-8") == "previous release"

@@ -21,11 +21,11 @@ optimizer built on them stays valid.
 """
 import json
 import os
-import tempfile
 
 import numpy as np
 
 from tinynet import backend
+from tinynet.files import atomic_write
 
 __all__ = ["save", "load", "CheckpointError"]
 
@@ -97,24 +97,8 @@ def save(model, path, optimizer=None):
 
 
 def _atomic_savez(path, arrays):
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp",
-                               dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        # mkstemp makes the file private (0600); give it the usual permissions.
-        mode = os.stat(path).st_mode & 0o777 if os.path.exists(path) else 0o644
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    with atomic_write(path) as f:
+        np.savez(f, **arrays)
 
 
 # --------------------------------------------------------------------------

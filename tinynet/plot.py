@@ -33,13 +33,14 @@ the parameter's shape, True = affected).  Plain dicts work too (see each functio
 import io
 import math
 import os
-import tempfile
 
 import numpy as np
 from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from matplotlib.transforms import blended_transform_factory
+
+from tinynet.files import atomic_write
 
 # causes that mean "these entries did not move" (diagnose.findings vocabulary)
 FROZEN_CAUSES = ("zero_input", "dead_unit", "blocked_downstream", "zero_weights",
@@ -683,33 +684,10 @@ def save(fig, path, dpi=110):
     Missing folders are created.  Returns the path.
     """
     path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
     ext = os.path.splitext(path)[1].lstrip(".").lower() or "png"
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp",
-                               dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            fig.savefig(f, format=ext, dpi=dpi, bbox_inches="tight")
-        os.chmod(tmp, _default_mode(path))     # mkstemp makes 0600; keep the usual mode
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    with atomic_write(path) as f:
+        fig.savefig(f, format=ext, dpi=dpi, bbox_inches="tight")
     return path
-
-
-def _default_mode(path):
-    """The mode an ordinary open() would give: the old file's, or 0o666 minus the umask."""
-    try:
-        return os.stat(path).st_mode & 0o777
-    except OSError:
-        umask = os.umask(0)
-        os.umask(umask)
-        return 0o666 & ~umask
 
 
 __all__ = ["frozen_map", "filter_grid", "grad_norms", "update_ratios", "activation_histograms",
