@@ -270,7 +270,7 @@ class Tensor:
                                  f"expected the output's shape {self.shape}")
 
         grads = {id(self): g}
-        for t in reversed(_topological_order(self)):
+        for t in reversed(graph_order(self)):
             g = grads.pop(id(t), None)
             if g is None:
                 continue
@@ -374,8 +374,14 @@ class Tensor:
         return ops.transpose(self, None)
 
 
-def _topological_order(root):
-    """Tensors reachable from ``root`` that need grad, inputs before outputs."""
+def graph_order(root, grad_only=True):
+    """Tensors of ``root``'s graph, each op's inputs (left to right) before the op.
+
+    With ``grad_only`` (what backward needs) only tensors that require grad
+    are visited; without it every input is, constants included.  Inputs are
+    visited in argument order, so for a Sequential this is the order the
+    layers ran in.  Iterative, so a 10,000-op chain needs no recursion.
+    """
     order, seen, stack = [], set(), [(root, False)]
     while stack:
         t, expanded = stack.pop()
@@ -388,8 +394,8 @@ def _topological_order(root):
         stack.append((t, True))
         fn = t.creator
         if fn is not None and fn.inputs is not None:
-            for x in fn.inputs:
-                if x.requires_grad and id(x) not in seen:
+            for x in reversed(fn.inputs):
+                if (x.requires_grad or not grad_only) and id(x) not in seen:
                     stack.append((x, False))
     return order
 

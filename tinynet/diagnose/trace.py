@@ -57,7 +57,7 @@ import numpy as np
 
 from tinynet import backend
 from tinynet.backend import array_module
-from tinynet.tensor import Tensor
+from tinynet.tensor import Tensor, graph_order
 
 
 # --------------------------------------------------------------------------
@@ -296,33 +296,8 @@ def _scalar(a):
 
 
 # --------------------------------------------------------------------------
-# the graph in forward order
+# which layer produced each tensor
 # --------------------------------------------------------------------------
-def _forward_order(loss):
-    """Tensors of loss's graph, each op's inputs (left to right) before the op.
-
-    An op's inputs are visited in argument order, so for a Sequential this
-    is exactly the order the layers ran in: x, 0.weight, 0.bias, layer 0's
-    output, ... , the loss.
-    """
-    order, seen, stack = [], set(), [(loss, False)]
-    while stack:
-        t, expanded = stack.pop()
-        if expanded:
-            order.append(t)
-            continue
-        if id(t) in seen:
-            continue
-        seen.add(id(t))
-        stack.append((t, True))
-        fn = t.creator
-        if fn is not None and fn.inputs is not None:
-            for x in reversed(fn.inputs):
-                if id(x) not in seen:
-                    stack.append((x, False))
-    return order
-
-
 class _LayerTagger:
     """Forward hooks that remember which module produced each tensor.
 
@@ -451,7 +426,7 @@ def _trace(loss, names, inputs, tagger, where, leaves_are_params=False, release=
         raise RuntimeError(f"{where}: the loss does not require grad, so there is no backward "
                            f"pass to trace (are all parameters frozen, or was it computed "
                            f"inside tn.no_grad()?)")
-    tensors = _forward_order(loss)
+    tensors = graph_order(loss, grad_only=False)
     leaves = [t for t in tensors if t.creator is None and t.requires_grad]
     ops = [t for t in tensors if t.creator is not None]
     saved = [(t, t.grad, t._retain_grad) for t in leaves + ops]
