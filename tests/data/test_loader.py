@@ -113,3 +113,13 @@ def test_load_mnist_test_split(tmp_path, monkeypatch):
     monkeypatch.setenv("TINYNET_HOME", str(tmp_path))  # a missing file would never hit the user's cache
     x, y = load("mnist", "test", n=100, flatten=True)
     assert x.shape == (100, 784) and y[:3].tolist() == [7, 2, 1]
+
+
+def test_manual_seed_fixes_the_order_of_an_unseeded_loader():
+    import tinynet as tn
+    x, y = np.arange(20, dtype=np.float32).reshape(10, 2), np.arange(10)
+    tn.manual_seed(3)
+    a = [yb.tolist() for _, yb in DataLoader(x, y, batch_size=4, as_tensor=False)]
+    tn.manual_seed(3)
+    b = [yb.tolist() for _, yb in DataLoader(x, y, batch_size=4, as_tensor=False)]
+    assert a == b

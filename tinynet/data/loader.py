@@ -13,7 +13,8 @@ class DataLoader:
         batch_size: samples per batch; the last batch may be smaller unless drop_last.
         shuffle: visit the samples in a new random order on every ``iter()`` (every epoch).
         seed: seed of the loader's own ``numpy.random.Generator``; the same seed gives the
-            same sequence of epoch orders. None: a fresh unpredictable seed.
+            same sequence of epoch orders. None: drawn from tinynet's generator, so
+            ``tn.manual_seed(n)`` fixes the order too.
         drop_last: skip the final short batch.
         device: "cpu" or "cuda", where the Tensors live.
         dtype: dtype for xb (y keeps its own); None keeps x's.
@@ -43,6 +44,11 @@ class DataLoader:
         self.dtype = dtype
         self.as_tensor = as_tensor
         self.seed = seed
+        # Without a seed, shuffle from tinynet's generator so tn.manual_seed(n)
+        # repeats the run (PyTorch's DataLoader follows torch.manual_seed too).
+        if seed is None:
+            from tinynet.random import host_rng
+            seed = int(host_rng().integers(2**63))
         self._rng = np.random.default_rng(seed)
 
     def __len__(self):

@@ -171,6 +171,17 @@ def run_constant_init(x, y, steps, device="cpu", seed=0, progress=None, x_val=No
     res.say("Why: with equal weights every hidden unit computes the same value, receives "
             "the same gradient and applies the same update, so they stay equal forever: "
             "the layer acts as one unit.  Random initialization breaks the tie.")
+    dead = [f for f in report.by_cause("dead_unit") if f.root is None]
+    if dead:
+        res.numbers["dead_units"] = {f.param: (f.entries, f.total) for f in dead}
+    all_dead = sorted({f.layer or f.param for f in dead
+                       if f.param.endswith("bias") and f.entries == f.total})
+    if all_dead:
+        res.say(f"Here every unit of layer {', '.join(all_dead)} also died: the large early "
+                f"updates left its pre-activation <= 0 on every sample, so the output no longer "
+                f"depends on the image and all the network can still learn is the class "
+                f"frequencies: that is why the loss sits at ln 10 and the accuracy at one "
+                f"class's share.")
     res.say()
     res.lines += _report_lines(report)
     from tinynet import plot
