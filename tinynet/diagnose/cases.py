@@ -265,9 +265,15 @@ def run_tiny_updates(x, y, steps, device="cpu", seed=0, progress=None):
     tiny = [f.param for f in res.report.by_cause("tiny_update")]
     vanishing = [f.param for f in res.report.by_cause("vanishing_gradient")]
     w0, w1 = filters["normal(0, 1)"]
+
+    def grey(w):                      # the article's picture: min..max -> 256 grey levels
+        return np.round((w - w.min()) / (w.max() - w.min()) * 255).astype(np.int64)
+    levels = np.abs(grey(w1) - grey(w0))
     res.numbers.update({"steps": steps, "relative_change": ratios, "tiny_update": tiny,
                         "vanishing_gradient": vanishing,
-                        "entries_changed": int((w0 != w1).sum()), "entries": int(w0.size)})
+                        "entries_changed": int((w0 != w1).sum()), "entries": int(w0.size),
+                        "grey_levels_changed_max": int(levels.max()),
+                        "grey_pixels_changed": int((levels > 0).sum())})
     res.say(f"Model: conv5x5 1->32, pool, conv5x5 32->64, pool, Dense 3136->1024->10 with "
             f"every weight and bias from normal(0, 1); Adam(lr=1e-3), batch "
             f"{exp.batch_size}, {steps} steps.")
@@ -283,7 +289,8 @@ def run_tiny_updates(x, y, steps, device="cpu", seed=0, progress=None):
             f"{ratios['he_normal'] / max(ratios['normal(0, 1)'], 1e-30):.0f}× larger.")
     res.say("Why it looks frozen: Adam moves each weight by at most about lr = 1e-3 per step, "
             "while normal(0, 1) weights are about 1 in size; the filter picture, stretched to "
-            "its min and max, changes by less than one grey level.  Vanishing gradients "
+            f"its min and max, changes by at most {int(levels.max())} of 256 grey levels "
+            f"(in {int((levels > 0).sum())} of {levels.size} pixels).  Vanishing gradients "
             f"({'found' if vanishing else 'not found'} here) cannot explain it: Adam's step "
             "does not depend on the gradient's scale.  A scaled init (He/Glorot) fixes it.")
     res.say()
