@@ -31,12 +31,19 @@ W.reshape(O, K).  Then
 (for horizontal stride 1 dx is computed by an equivalent, cheaper route:
 see Conv2D._dx_rows).
 
-Why (K, L) and not (L, K): rows of cols are then runs of OW neighbouring
+Why (K, L) and not (L, K): rows of cols are then runs of neighbouring
 pixels, so building cols and scattering dcols back (col2im) copy contiguous
-runs, and y2 (O, L) is already laid out channel by channel.  y is returned
-as a transposed view of y2 (memory order (O, N, OH, OW)); numpy and CuPy
-handle any memory order, the next conv2d reads its input in that order, and
-in backward g2 is then a free reshape of g.
+runs, and y2 (O, L) is already laid out channel by channel.
+
+The op itself orders the columns (i, j, n) -- batch innermost, im2col's
+``batch_last=True`` -- rather than the (n, i, j) of the plain functions:
+then a row of cols is one run of OW·N contiguous values per output row
+instead of N runs of OW (14 values for a 14x14 map), which makes building
+cols, scattering back and pooling several times cheaper.  y is returned as
+a transposed view of y2, memory order (O, OH, OW, N); numpy and CuPy handle
+any memory order, ReLU and MaxPool2D keep it, the next conv2d reads its
+input in it without a transposing copy, and in backward g2 is then a free
+reshape of g.
 
 Speed (CPU): the three GEMMs do the arithmetic; what is left is memory
 traffic -- building cols (a K x L matrix, 80 MB for a 5x5 conv of 32
@@ -98,7 +105,7 @@ def same_padding(H, W, KH, KW, stride=1):
 # workspace: big scratch arrays reused from one training step to the next
 # --------------------------------------------------------------------------
 class Workspace:
-    """Keeps the large scratch arrays (im2col matrices, pooling windows) that
+    """Keeps the large scratch arrays (the im2col matrices) that
     an op is done with, and hands them out again on the next step.
 
     Why: a conv layer's im2col matrix is tens of megabytes, and a fresh numpy
@@ -169,7 +176,7 @@ def _pad(x, pad):
     """x (N, C, H, W) with PT/PB zero rows and PL/PR zero columns around it.
 
     The copy is stored channel-major, (C, N, H', W') in memory, the order in
-    which im2col reads it (and the order of a previous conv2d's output).
+    which im2col reads it in the (n, i, j) column order.
     """
     PT, PB, PL, PR = pad
     if not (PT or PB or PL or PR):
@@ -180,7 +187,24 @@ def _pad(x, pad):
     return xpad.transpose(1, 0, 2, 3)
 
 
-def im2col(x, KH, KW, stride=1, pad=0, out=None):
+def _pad_batch_last(x, pad):
+    """x (N, C, H, W) as a C-contiguous (C, H', W', N) array, zero-padded.
+
+    Batch-last ("CHWN") is the memory order Conv2D works in: a conv output,
+    and everything ReLU and MaxPool2D make from it, is already laid out so,
+    and then this is only the padding copy (or nothing at all).
+    """
+    PT, PB, PL, PR = pad
+    xt = x.transpose(1, 2, 3, 0)                                        # (C, H, W, N) view
+    if not (PT or PB or PL or PR):
+        return xt if xt.flags.c_contiguous else array_module(x).ascontiguousarray(xt)
+    C, H, W, N = xt.shape
+    xpad = array_module(x).zeros((C, H + PT + PB, W + PL + PR, N), dtype=x.dtype)
+    xpad[:, PT:PT + H, PL:PL + W] = xt
+    return xpad
+
+
+def im2col(x, KH, KW, stride=1, pad=0, out=None, batch_last=False):
     """The patch matrix of x: (C·KH·KW, N·OH·OW).
 
     x (N, C, H, W); stride an int or (SH, SW); pad an int, (PH, PW) or
@@ -188,26 +212,39 @@ def im2col(x, KH, KW, stride=1, pad=0, out=None):
     xpad[n, c, i·SH + kh, j·SW + kw].  The patches are first a strided view
     of the padded input (no copy, any memory order), then copied once into
     the GEMM layout (into ``out`` if given: a C-contiguous (K, L) array).
+
+    ``batch_last=True`` orders the columns (i, j, n) instead of (n, i, j):
+    the layout Conv2D uses.  With the batch innermost, a row of cols is
+    copied in runs of OW·N contiguous values (stride 1) instead of runs of
+    OW, which makes the copy (and col2im, and pooling) several times cheaper
+    for small images; the arithmetic is the same.
     """
     xp = array_module(x)
     SH, SW = _pair(stride, "stride")
     pad = _quad(pad)
     N, C, H, W = x.shape
     OH, OW = conv_output_size(H, W, KH, KW, (SH, SW), pad)
-    xpad = _pad(x, pad)
-    sN, sC, sH, sW = xpad.strides
-    patches = xp.lib.stride_tricks.as_strided(
-        xpad, shape=(C, KH, KW, N, OH, OW), strides=(sC, sH, sW, sN, sH * SH, sW * SW))
     if out is None:
         out = xp.empty((C * KH * KW, N * OH * OW), dtype=x.dtype)
     elif out.shape != (C * KH * KW, N * OH * OW) or not out.flags.c_contiguous:
         raise ValueError(f"im2col: out must be a C-contiguous array of shape "
                          f"{(C * KH * KW, N * OH * OW)}, got {out.shape}")
+    if batch_last:
+        xpad = _pad_batch_last(x, pad)                                  # (C, H', W', N)
+        sC, sH, sW, sN = xpad.strides
+        patches = xp.lib.stride_tricks.as_strided(
+            xpad, shape=(C, KH, KW, OH, OW, N), strides=(sC, sH, sW, sH * SH, sW * SW, sN))
+        out.reshape(C, KH, KW, OH, OW, N)[...] = patches
+        return out
+    xpad = _pad(x, pad)
+    sN, sC, sH, sW = xpad.strides
+    patches = xp.lib.stride_tricks.as_strided(
+        xpad, shape=(C, KH, KW, N, OH, OW), strides=(sC, sH, sW, sN, sH * SH, sW * SW))
     out.reshape(C, KH, KW, N, OH, OW)[...] = patches
     return out
 
 
-def col2im(cols, x_shape, KH, KW, stride=1, pad=0):
+def col2im(cols, x_shape, KH, KW, stride=1, pad=0, batch_last=False):
     """The adjoint of im2col: sum each patch column back onto the input.
 
     cols (C·KH·KW, N·OH·OW) -> dx of x_shape (N, C, H, W).  A pixel that
@@ -217,13 +254,22 @@ def col2im(cols, x_shape, KH, KW, stride=1, pad=0):
     xpad[:, :, kh::SH, kw::SW] (OH x OW of it), and within one offset no two
     output pixels share an input pixel, so a plain slice ``+=`` is exact
     (no scatter-add needed).  dx is a view of a (C, N, H+PT+PB, W+PL+PR)
-    buffer (the same memory order as cols).
+    buffer (the same memory order as cols); with ``batch_last=True`` (cols
+    in im2col's (i, j, n) column order) of a (C, H+PT+PB, W+PL+PR, N) one.
     """
     xp = array_module(cols)
     SH, SW = _pair(stride, "stride")
     PT, PB, PL, PR = _quad(pad)
     N, C, H, W = x_shape
     OH, OW = conv_output_size(H, W, KH, KW, (SH, SW), (PT, PB, PL, PR))
+    if batch_last:
+        per_offset = cols.reshape(C, KH, KW, OH, OW, N)
+        dxpad = xp.zeros((C, H + PT + PB, W + PL + PR, N), dtype=cols.dtype)
+        for kh in range(KH):
+            for kw in range(KW):
+                dxpad[:, kh:kh + SH * (OH - 1) + 1:SH,
+                      kw:kw + SW * (OW - 1) + 1:SW] += per_offset[:, kh, kw]
+        return dxpad[:, PT:PT + H, PL:PL + W].transpose(3, 0, 1, 2)
     per_offset = cols.reshape(C, KH, KW, N, OH, OW)
     dxpad = xp.zeros((C, N, H + PT + PB, W + PL + PR), dtype=cols.dtype)
     for kh in range(KH):
@@ -241,6 +287,12 @@ class Conv2D(Function):
 
     Shapes: x (N, C, H, W), W (O, C, KH, KW), b (O,) or absent
     -> y (N, O, OH, OW).  ``stride`` is (SH, SW), ``padding`` (PT, PB, PL, PR).
+
+    Memory order: the op works batch-last -- cols in im2col's
+    ``batch_last`` column order (i, j, n), so y2 = W2 @ cols is (O, OH, OW, N)
+    in memory and y is returned as a transposed view of it.  ReLU and
+    MaxPool2D keep that order, so the next conv2d reads its input without a
+    transposing copy, and in backward g arrives in it: g2 is a free reshape.
 
     Backward: dW = (cols @ g2ᵀ)ᵀ (one GEMM), db = g summed over N, OH, OW,
     and dx -- the most expensive part, skipped when x does not require grad
@@ -265,8 +317,8 @@ class Conv2D(Function):
         N, C, H, W = x.shape
         O, _, KH, KW = w.shape
         OH, OW = conv_output_size(H, W, KH, KW, self.stride, self.padding)
-        cols = im2col(x, KH, KW, self.stride, self.padding,
-                      out=workspace.empty(xp, (C * KH * KW, N * OH * OW), x.dtype))  # (K, L)
+        cols = im2col(x, KH, KW, self.stride, self.padding, batch_last=True,
+                      out=workspace.empty(xp, (C * KH * KW, OH * OW * N), x.dtype))  # (K, L)
         y2 = xp.matmul(w.reshape(O, -1), cols)                          # (O, L)
         if b is not None:
             y2 += b[:, None]
@@ -274,17 +326,17 @@ class Conv2D(Function):
             self.cols, self.w, self.x_shape = cols, w, x.shape
         else:
             workspace.give_back(cols)
-        return y2.reshape(O, N, OH, OW).transpose(1, 0, 2, 3)          # (N, O, OH, OW)
+        return y2.reshape(O, OH, OW, N).transpose(3, 0, 1, 2)          # (N, O, OH, OW)
 
     def backward(self, g):
         xp = array_module(g)
         w, (x_in, w_in) = self.w, self.inputs[:2]
         O, C, KH, KW = w.shape
         PT, PB, PL, PR = self.padding
-        g2 = g.transpose(1, 0, 2, 3).reshape(O, -1)                     # (O, L)
+        g2 = g.transpose(1, 2, 3, 0).reshape(O, -1)    # (O, L); free when g is batch-last
         cols, self.cols = self.cols, None
         if cols is None and w_in.requires_grad:       # a second backward (retain_graph)
-            cols = im2col(x_in.data, KH, KW, self.stride, self.padding,
+            cols = im2col(x_in.data, KH, KW, self.stride, self.padding, batch_last=True,
                           out=workspace.empty(xp, (C * KH * KW, g2.shape[1]), g.dtype))
         gx = gw = None
         if w_in.requires_grad:      # as dW2ᵀ = cols @ g2ᵀ: OpenBLAS is faster this way round
@@ -292,9 +344,13 @@ class Conv2D(Function):
         if x_in.requires_grad and self.stride[1] == 1 and max(PL, PR) < KW:
             gx = self._dx_rows(g, cols)
         elif x_in.requires_grad:
-            dcols = xp.matmul(w.reshape(O, -1).T, g2, out=cols)         # (K, L)
-            gx = col2im(dcols, self.x_shape, KH, KW, self.stride, self.padding)
-        workspace.give_back(cols)
+            dcols = xp.matmul(w.reshape(O, -1).T, g2,
+                              out=cols if cols is not None else None)   # (K, L)
+            gx = col2im(dcols, self.x_shape, KH, KW, self.stride, self.padding,
+                        batch_last=True)
+            cols = dcols
+        if cols is not None:
+            workspace.give_back(cols)
         if len(self.inputs) == 2:
             return gx, gw
         gb = g2.sum(axis=1) if self.inputs[2].requires_grad else None   # (O,)
@@ -306,15 +362,15 @@ class Conv2D(Function):
         dx[n, c, h, w] = sum over o, kh, kw of W[o, c, kh, kw] · g[n, o, i, w + PL - kw]
         where i·SH + kh = h + PT.  For each kernel row kh,
 
-            T[kh, c, (n, i, w)] = sum_{o, kw'} Wr[(kh, c), (o, kw')] · gcols[(o, kw'), (n, i, w)]
+            T[kh, c, (i, w, n)] = sum_{o, kw'} Wr[(kh, c), (o, kw')] · gcols[(o, kw'), (i, w, n)]
 
         with kw' = KW-1-kw, Wr = W flipped along kw, and gcols the im2col
-        of g along W only: gcols[(o, kw'), (n, i, w)] = gW[n, o, i, w + kw'],
+        of g along W only: gcols[(o, kw'), (i, w, n)] = gW[n, o, i, w + kw'],
         gW being g with KW-1-PL zero columns on the left and KW-1-PR on the
-        right.  That is one GEMM, (KH·C, O·KW) @ (O·KW, N·OH·W); then row i
+        right.  That is one GEMM, (KH·C, O·KW) @ (O·KW, OH·W·N); then row i
         of T[kh] is added to row i·SH + kh of the padded dx (KH passes).
-        gcols and T are carved out of ``spare`` (cols, no longer needed) when
-        it is big enough.
+        Everything is batch-last, like the forward pass.  gcols and T are
+        carved out of ``spare`` (cols, no longer needed) when it is big enough.
         """
         xp = array_module(g)
         O, C, KH, KW = self.w.shape
@@ -322,20 +378,20 @@ class Conv2D(Function):
         PT, PB, PL, PR = self.padding
         SH = self.stride[0]
         OH = g.shape[2]
-        gW = _pad(g, (0, 0, KW - 1 - PL, KW - 1 - PR))                 # (N, O, OH, W + KW - 1)
-        sN, sO, sI, sJ = gW.strides
-        g_cols, t = _carve(xp, spare, g.dtype, (O * KW, N * OH * W), (KH * C, N * OH * W))
-        g_cols.reshape(O, KW, N, OH, W)[...] = xp.lib.stride_tricks.as_strided(
-            gW, shape=(O, KW, N, OH, W), strides=(sO, sJ, sN, sI, sJ))
+        gW = _pad_batch_last(g, (0, 0, KW - 1 - PL, KW - 1 - PR))      # (O, OH, W + KW - 1, N)
+        sO, sI, sJ, sN = gW.strides
+        g_cols, t = _carve(xp, spare, g.dtype, (O * KW, OH * W * N), (KH * C, OH * W * N))
+        g_cols.reshape(O, KW, OH, W, N)[...] = xp.lib.stride_tricks.as_strided(
+            gW, shape=(O, KW, OH, W, N), strides=(sO, sJ, sI, sJ, sN))
         w_rows = self.w[:, :, :, ::-1].transpose(2, 1, 0, 3).reshape(KH * C, O * KW)
-        xp.matmul(w_rows, g_cols, out=t)                                # (KH·C, N·OH·W)
-        per_row = t.reshape(KH, C, N, OH, W)
-        dxpad = xp.zeros((C, N, H + PT + PB, W), dtype=g.dtype)
+        xp.matmul(w_rows, g_cols, out=t)                                # (KH·C, OH·W·N)
+        per_row = t.reshape(KH, C, OH, W, N)
+        dxpad = xp.zeros((C, H + PT + PB, W, N), dtype=g.dtype)
         for kh in range(KH):
-            dxpad[:, :, kh:kh + SH * (OH - 1) + 1:SH] += per_row[kh]
+            dxpad[:, kh:kh + SH * (OH - 1) + 1:SH] += per_row[kh]
         for buf in (g_cols, t):
             workspace.give_back(buf)          # ignores the views carved from spare
-        return dxpad[:, :, PT:PT + H].transpose(1, 0, 2, 3)
+        return dxpad[:, PT:PT + H].transpose(3, 0, 1, 2)
 
 
 # --------------------------------------------------------------------------

@@ -15,18 +15,18 @@ x is (N, C, H, W), y is (N, C, OH, OW) with
 
     y[n, c, i, j] = max_{kh, kw} xpad[n, c, i·SH + kh, j·SW + kw].
 
-The windows are a strided view of the (padded) input, shaped
-(KH, KW, N, C, OH, OW) -- for the usual case stride == window that view is
-just x.reshape(N, C, OH, KH, OW, KW) reordered -- and are copied once so
-that each kernel offset (kh, kw) is a contiguous (N, C, OH, OW) slab.  A loop
-over the KH·KW offsets (never over pixels) then keeps the running maximum
-and the offset it came from.  Backward writes g back through the same
-strided view of dx, one offset at a time.
+The elements of all windows at one kernel offset (kh, kw) form a strided
+view of the (padded) input, xpad[:, :, kh::SH, kw::SW] cut to OH x OW.  A
+loop over the KH·KW offsets (never over pixels) keeps the running maximum of
+those views and the offset it came from; backward writes g back through the
+same views of dx, one offset at a time.  Nothing is copied into a windows
+array, and every array keeps x's memory order: conv2d's output is
+batch-last (C, H, W, N) in memory, in which each view is a run of N
+contiguous values per pixel, so the ufuncs stream through memory.
 """
 import numpy as np
 
 from tinynet.backend import array_module
-from tinynet.ops.conv import workspace
 from tinynet.tensor import Function, as_tensor
 
 
@@ -38,26 +38,21 @@ def _pair(value, what):
     return int(pair[0]), int(pair[1])
 
 
-def _windows_view(xpad, kernel, stride, out_hw):
-    """(KH, KW, N, C, OH, OW) strided view: [kh, kw, n, c, i, j] = xpad[n, c, i·SH+kh, j·SW+kw].
-
-    Any memory order of xpad works: the strides are read from it.
-    """
-    (KH, KW), (SH, SW), (OH, OW) = kernel, stride, out_hw
-    N, C = xpad.shape[:2]
-    sN, sC, sH, sW = xpad.strides
-    return array_module(xpad).lib.stride_tricks.as_strided(
-        xpad, shape=(KH, KW, N, C, OH, OW), strides=(sH, sW, sN, sC, sH * SH, sW * SW))
+def _offset_view(a, kh, kw, stride, out_hw):
+    """The (N, C, OH, OW) view a[:, :, i·SH + kh, j·SW + kw]: every window's (kh, kw) element."""
+    (SH, SW), (OH, OW) = stride, out_hw
+    return a[:, :, kh:kh + SH * (OH - 1) + 1:SH, kw:kw + SW * (OW - 1) + 1:SW]
 
 
-def _channel_major(a):
-    """True if a (N, C, H, W) array is laid out channel by channel in memory."""
-    return a.strides[1] > a.strides[0]
+def _axis_order(a):
+    """a's axes from the outermost to the innermost in memory (by stride)."""
+    return tuple(sorted(range(a.ndim), key=lambda i: -abs(a.strides[i])))
 
 
-def _swap_nc(a, swap):
-    """a with its first two axes swapped (a view) if ``swap``; its own inverse."""
-    return a.transpose(1, 0, 2, 3) if swap else a
+def _empty_ordered(xp, shape, dtype, order):
+    """An uninitialised array of ``shape`` whose axes lie in memory in ``order``."""
+    buf = xp.empty(tuple(shape[i] for i in order), dtype=dtype)
+    return buf.transpose(tuple(order.index(i) for i in range(len(order))))
 
 
 class MaxPool2D(Function):
@@ -87,62 +82,57 @@ class MaxPool2D(Function):
 
     def forward(self, x):
         xp = array_module(x)
-        # Work in x's memory order of the (N, C) axes: conv2d's output is
-        # channel-major, and gathering it batch-major would stride across
-        # the whole tensor for every window.
-        self.channel_major = _channel_major(x)
-        x = _swap_nc(x, self.channel_major)
-        B1, B2, H, W = x.shape                                # (N, C) or (C, N)
+        N, C, H, W = x.shape
         (KH, KW), (PH, PW) = self.kernel, self.padding
         OH, OW = self._geometry(x.shape)
         xpad = x
-        if PH or PW:
-            xpad = xp.full((B1, B2, H + 2 * PH, W + 2 * PW), -np.inf, dtype=x.dtype)
+        if PH or PW:                                          # -inf, in x's memory order
+            xpad = _empty_ordered(xp, (N, C, H + 2 * PH, W + 2 * PW), x.dtype, _axis_order(x))
+            xpad.fill(-np.inf)
             xpad[:, :, PH:PH + H, PW:PW + W] = x
-        buf = workspace.empty(xp, (KH * KW, B1, B2, OH, OW), x.dtype)
-        buf.reshape(KH, KW, B1, B2, OH, OW)[...] = _windows_view(
-            xpad, self.kernel, self.stride, (OH, OW))         # one contiguous slab per offset
         index_dtype = xp.uint8 if KH * KW <= 256 else xp.int32
-        y = buf[0].copy()
-        argmax = xp.zeros(y.shape, dtype=index_dtype)
+        y = xp.array(_offset_view(xpad, 0, 0, self.stride, (OH, OW)), copy=True, order="K")
+        argmax = xp.zeros_like(y, dtype=index_dtype)          # order "K": y's memory order
         for k in range(1, KH * KW):
-            better = buf[k] > y                               # strictly: ties keep the first
-            xp.maximum(y, buf[k], out=y)
+            window_k = _offset_view(xpad, k // KW, k % KW, self.stride, (OH, OW))
+            better = window_k > y                             # strictly: ties keep the first
+            xp.maximum(y, window_k, out=y)
             # argmax < k everywhere, so this sets it to k exactly where `better`
             # (arithmetic, much faster than a masked assignment)
             xp.maximum(argmax, better * index_dtype(k), out=argmax)
-        workspace.give_back(buf)
         self.argmax, self.in_hw = argmax, (H, W)
-        return _swap_nc(y, self.channel_major)
+        return y
 
     def backward(self, g):
         xp = array_module(g)
-        # Follow g's memory order (it is the bigger array); re-lay the small
-        # integer argmax if it was stored the other way.
-        channel_major = _channel_major(g)
-        g = _swap_nc(g, channel_major)
         argmax = self.argmax
-        if channel_major != self.channel_major:
-            argmax = xp.ascontiguousarray(argmax.transpose(1, 0, 2, 3))
-        B1, B2, OH, OW = g.shape
+        order = _axis_order(argmax)                           # x's memory order
+        if _axis_order(g) != order:
+            # e.g. g from Flatten's backward (N, C, H, W) while x was batch-last:
+            # one transposing copy of g here keeps dx -- and so the ReLU and
+            # conv backward after it -- in x's order; mixing orders in the
+            # elementwise ops below would be far slower.
+            relaid = _empty_ordered(xp, g.shape, g.dtype, order)
+            relaid[...] = g
+            g = relaid
+        N, C, OH, OW = g.shape
         H, W = self.in_hw
         (KH, KW), (SH, SW), (PH, PW) = self.kernel, self.stride, self.padding
         overlapping = SH < KH or SW < KW
         tiles_exactly = (not overlapping and (SH, SW) == (KH, KW) and not (PH or PW)
                          and (OH * SH, OW * SW) == (H, W))
-        # every element is written exactly once when the windows tile x
-        alloc = xp.empty if tiles_exactly else xp.zeros
-        dxpad = alloc((B1, B2, H + 2 * PH, W + 2 * PW), dtype=g.dtype)
-        slabs = _windows_view(dxpad, self.kernel, self.stride, (OH, OW))
-        for kh in range(KH):
-            for kw in range(KW):
-                routed = argmax == kh * KW + kw                  # (B1, B2, OH, OW) bool
-                if overlapping:     # windows share elements: accumulate
-                    slabs[kh, kw] += g * routed
-                else:               # each element in at most one window: write
-                    xp.multiply(g, routed, out=slabs[kh, kw])
+        dxpad = _empty_ordered(xp, (N, C, H + 2 * PH, W + 2 * PW), g.dtype, order)
+        if not tiles_exactly:           # else every element is written exactly once below
+            dxpad.fill(0)
+        for k in range(KH * KW):
+            routed = argmax == k                              # (N, C, OH, OW) bool
+            slab = _offset_view(dxpad, k // KW, k % KW, self.stride, (OH, OW))
+            if overlapping:     # windows share elements: accumulate
+                slab += g * routed
+            else:               # each element in at most one window: write
+                xp.multiply(g, routed, out=slab)
         dx = dxpad[:, :, PH:PH + H, PW:PW + W] if (PH or PW) else dxpad
-        return (_swap_nc(dx, channel_major),)
+        return (dx,)
 
 
 def max_pool2d(x, kernel_size, stride=None, padding=0):

@@ -1,0 +1,780 @@
+#!/usr/bin/env python
+"""Benchmark tinynet against PyTorch on the seeds' three training workloads.
+
+    python scripts/bench.py                       # CPU, 2 threads, 5 repetitions
+    python scripts/bench.py --threads 1 --json bench.json
+    python scripts/bench.py --quick               # a smoke run: 1 repetition of 2 steps
+    python scripts/bench.py --workloads seed001 --profile   # where tinynet's time goes
+    python scripts/bench.py --device cuda         # tinynet on CuPy (and PyTorch CUDA)
+
+Workloads (the models come from ``tinynet.experiments``, so the benchmark
+measures the same networks as the lessons; PyTorch gets a layer-by-layer
+mirror of each, with the same initial weights and the same optimizer and
+hyperparameters, in NCHW):
+
+    seed000   zero-pixels MLP 784-512-512-10, ReLU, Dropout 0.2, RMSprop, batch 128:
+              seconds per 60,000-sample epoch = (median seconds per step) x 469
+              -- the steps are timed on a fixed pool of random batches and scaled
+              to 469 steps; data loading is not part of either framework's time
+    seed001   first-conv CNN without dropout (first_conv_cnn(dropout=0)), Adam,
+              batch 128: ms per training step
+    seed003   zero-kernel CNN with a healthy init (zero_kernel_cnn(zero_layer=None)),
+              SGD lr 1e-4, batch 50: ms per training step
+    recorder  tinynet.diagnose.Recorder(model, optimizer=opt, every=10) attached
+              during the seed000 and seed001 loops: extra % of step time
+
+A training step is: zero_grad, forward, softmax cross-entropy, backward,
+optimizer step -- the same five calls in both frameworks.
+
+Timing method.  Both frameworks are pinned to the same number of threads
+(``--threads``, default 2): numpy's BLAS through threadpoolctl (and the
+OMP/OPENBLAS/MKL_NUM_THREADS variables, set before numpy is imported), PyTorch
+through torch.set_num_threads.  After a warm-up, each repetition times a block
+of steps of every framework in turn (tinynet, PyTorch, tinynet + Recorder,
+interleaved and in alternating order, so that load from other processes hits
+all of them alike).  Each block is timed in groups of 10 consecutive steps
+(fewer with --steps < 10); the reported time is the median over all groups of
+all repetitions of the mean step time in the group -- short groups and a
+median keep a burst of load on a shared machine from skewing the result, and
+a 10-step group always holds exactly one Recorder(every=10) recording step.
+The ratio is tinynet / PyTorch (below 1: tinynet is faster).  The Recorder
+overhead is median(with Recorder) / median(without) - 1.
+
+Memory method.  Each (framework, workload) pair runs once more in a fresh
+subprocess that imports only that framework: it builds the model and the
+data, then records the resident set size (VmRSS), resets the kernel's
+high-water mark (writes 5 to /proc/self/clear_refs), runs the warm-up plus a
+few steps and reads the high-water mark (VmHWM).  "peak MB" is VmHWM minus
+that baseline: the extra memory a training step needs (activations,
+gradients, optimizer state, scratch buffers, allocator slack) on top of the
+parameters and the data, measured the same way for both frameworks.  The
+JSON also has tinynet's tracemalloc peak (numpy reports its buffers to
+tracemalloc; PyTorch does not, so that number has no PyTorch counterpart).
+On CUDA the peaks are the device memory pools' (CuPy: bytes in use, sampled
+after forward and after backward; PyTorch: max_memory_allocated).
+
+For a fair CPU measurement leave OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE
+unset in the benchmark's command (they force an older, slower OpenBLAS
+kernel); the header prints the kernel numpy actually runs.
+"""
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+
+EPOCH_SAMPLES = 60_000
+
+# name -> what the row measures; steps per timed block on the CPU
+WORKLOADS = {
+    "seed000": dict(title="seed000 MLP, s / 60k-sample epoch (469 steps of 128)",
+                    experiment="zero-pixels", build_kwargs={}, batch=128, flatten=True,
+                    steps=80, warmup=10, unit="s/epoch"),
+    "seed001": dict(title="seed001 CNN, ms / step (batch 128, Adam)",
+                    experiment="tiny-updates", build_kwargs={"dropout": 0}, batch=128,
+                    flatten=False, steps=10, warmup=3, unit="ms/step"),
+    "seed003": dict(title="seed003 CNN, ms / step (batch 50, SGD)",
+                    experiment="zero-kernel", build_kwargs={"zero_layer": None}, batch=50,
+                    flatten=False, steps=20, warmup=5, unit="ms/step"),
+}
+RECORDER_ON = ("seed000", "seed001")
+TARGETS = {"seed000": 1.0, "seed001": 1.3, "seed003": 1.3}
+RECORDER_TARGET = 10.0          # percent of step time
+POOL = 4                        # distinct random batches cycled through
+
+
+# --------------------------------------------------------------------------
+# command line (parsed before numpy is imported, so the thread count sticks)
+# --------------------------------------------------------------------------
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(
+        description="Time tinynet and PyTorch on the seeds' training workloads.",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    p.add_argument("--threads", type=int, default=2,
+                   help="BLAS/OpenMP threads for both frameworks (default 2)")
+    p.add_argument("--reps", type=int, default=None,
+                   help="timed repetitions per framework (default 5; median reported)")
+    p.add_argument("--steps", type=int, default=None,
+                   help="steps per timed block (default: 80 seed000, 10 seed001, 20 seed003)")
+    p.add_argument("--warmup", type=int, default=None, help="untimed steps first")
+    p.add_argument("--workloads", default="seed000,seed001,seed003,recorder",
+                   help="comma-separated subset of seed000, seed001, seed003, recorder")
+    p.add_argument("--quick", action="store_true",
+                   help="smoke run: 1 repetition of 2 steps, 1 warm-up step")
+    p.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    p.add_argument("--no-torch", action="store_true", help="time tinynet only")
+    p.add_argument("--no-memory", action="store_true", help="skip the peak-memory runs")
+    p.add_argument("--profile", action="store_true",
+                   help="instead of the table: cProfile tinynet on each workload")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--memory-probe", nargs=2, metavar=("FRAMEWORK", "WORKLOAD"),
+                   help=argparse.SUPPRESS)
+    # tests only: "cuda" backed by tinynet's strict CuPy stand-in (numpy underneath),
+    # so the --device cuda code path runs on a machine without a GPU
+    p.add_argument("--standin", action="store_true", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.threads < 1:
+        p.error("--threads must be at least 1")
+    names = [w.strip() for w in args.workloads.split(",") if w.strip()]
+    bad = [w for w in names if w not in WORKLOADS and w != "recorder"]
+    if bad or not names:
+        p.error(f"--workloads: unknown {bad or names}; choose from "
+                f"{', '.join(list(WORKLOADS) + ['recorder'])}")
+    args.names = names
+    if args.quick:
+        args.reps = args.reps or 1
+        args.steps = args.steps or 2
+        args.warmup = 1 if args.warmup is None else args.warmup
+    args.reps = args.reps or 5
+    if args.reps < 1 or (args.steps is not None and args.steps < 1):
+        p.error("--reps and --steps must be at least 1")
+    return args
+
+
+def pin_threads_env(n):
+    """Thread counts for the BLAS and OpenMP pools, before they are created."""
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(n)
+
+
+# --------------------------------------------------------------------------
+# the frameworks (imported after the thread variables are set)
+# --------------------------------------------------------------------------
+def import_tinynet():
+    if ROOT not in sys.path:
+        sys.path.insert(0, ROOT)
+    import tinynet
+    return tinynet
+
+
+def import_torch():
+    try:
+        import torch
+    except ImportError:
+        return None
+    return torch
+
+
+class Threads:
+    """Pin numpy's BLAS (threadpoolctl, optional) and torch to n threads."""
+
+    def __init__(self, n):
+        self.n, self.limiter, self.info = n, None, []
+        try:
+            import threadpoolctl
+        except ImportError:
+            self.note = ("threadpoolctl not installed: BLAS threads set only through "
+                         "OPENBLAS/OMP/MKL_NUM_THREADS")
+            return
+        import numpy  # noqa: F401  (load the BLAS so threadpoolctl sees it)
+        self.limiter = threadpoolctl.threadpool_limits(limits=n)
+        self.info = threadpoolctl.threadpool_info()
+        self.note = ""
+
+    def pin_torch(self, torch):
+        if torch is not None:
+            torch.set_num_threads(self.n)
+
+    def blas(self):
+        """e.g. 'openblas 0.3.31 SkylakeX, 2 threads'."""
+        for lib in self.info:
+            if lib.get("user_api") == "blas" and "numpy" in lib.get("filepath", ""):
+                return (f"{lib.get('internal_api')} {lib.get('version')} "
+                        f"{lib.get('architecture') or ''}, {lib.get('num_threads')} threads")
+        for lib in self.info:
+            if lib.get("user_api") == "blas":
+                return (f"{lib.get('internal_api')} {lib.get('version')} "
+                        f"{lib.get('architecture') or ''}, {lib.get('num_threads')} threads")
+        return "unknown (install threadpoolctl to see it)"
+
+
+# ---- tinynet ----------------------------------------------------------------
+class TinynetRun:
+    """One workload in tinynet: model, optimizer, a pool of batches, step()."""
+
+    framework = "tinynet"
+
+    def __init__(self, tn, name, device, seed):
+        from tinynet import experiments
+        import tinynet.nn.functional as F
+        import numpy as np
+        spec = WORKLOADS[name]
+        exp = experiments.EXPERIMENTS[spec["experiment"]]
+        tn.manual_seed(seed)
+        self.tn, self.F, self.device = tn, F, device
+        self.model = exp.build(**spec["build_kwargs"])
+        if device != "cpu":
+            self.model.to(device)
+        self.model.train()
+        self.opt = exp.optimizer(self.model.named_parameters())
+        rng = np.random.default_rng(seed)
+        shape = (spec["batch"], 784) if spec["flatten"] else (spec["batch"], 1, 28, 28)
+        self.batches = [
+            (tn.tensor(rng.random(shape, dtype=np.float32), device=device),
+             tn.tensor(rng.integers(0, 10, spec["batch"]), device=device))
+            for _ in range(POOL)]
+        self.i = 0
+        self.recorder = None
+        self.sync = _cuda_sync if device == "cuda" else (lambda: None)
+
+    def step(self):
+        x, y = self.batches[self.i % POOL]
+        self.i += 1
+        self.opt.zero_grad()
+        loss = self.F.softmax_cross_entropy(self.model(x), y)
+        loss.backward()
+        self.opt.step()
+        if self.recorder is not None:
+            self.recorder.step(x)
+
+    def attach_recorder(self, every=10):
+        from tinynet.diagnose import Recorder
+        self.recorder = Recorder(self.model, optimizer=self.opt, every=every)
+        self.recorder.attach()
+
+    def detach_recorder(self):
+        if self.recorder is not None:
+            self.recorder.detach()
+            self.recorder = None
+
+
+def _cuda_sync():
+    """Wait for the GPU (timings of asynchronous kernels need it)."""
+    from tinynet import backend
+    cuda = getattr(backend.cuda_xp(), "cuda", None)      # the stand-in has none
+    if cuda is not None:
+        cuda.Device().synchronize()
+
+
+def recorder_available():
+    """(True, "") or (False, why) -- the Recorder is optional for the benchmark."""
+    try:
+        from tinynet.diagnose import Recorder  # noqa: F401
+    except Exception as exc:                  # ImportError, or a half-written module
+        return False, f"tinynet.diagnose.Recorder not importable ({type(exc).__name__}: {exc})"
+    return True, ""
+
+
+# ---- PyTorch mirror -------------------------------------------------------------
+def torch_mirror(torch, tn_model):
+    """A torch.nn.Sequential with tinynet's layers, shapes and initial weights."""
+    from tinynet import nn as tnn
+    tnn_layers = list(tn_model.children())
+    layers = []
+    for m in tnn_layers:
+        if isinstance(m, tnn.Dense):
+            lin = torch.nn.Linear(m.in_features, m.out_features, bias=m.bias is not None)
+            with torch.no_grad():
+                lin.weight.copy_(torch.from_numpy(m.weight.numpy().T.copy()))
+                if m.bias is not None:
+                    lin.bias.copy_(torch.from_numpy(m.bias.numpy()))
+            layers.append(lin)
+        elif isinstance(m, tnn.Conv2D):
+            kh, kw = m.kernel_size
+            if m.padding == "same":
+                if m.stride != (1, 1) or kh % 2 == 0 or kw % 2 == 0:
+                    raise NotImplementedError("mirror: 'same' only for stride 1, odd kernels")
+                pad = (kh // 2, kw // 2)
+            elif m.padding == "valid":
+                pad = (0, 0)
+            else:
+                pad = m.padding
+            conv = torch.nn.Conv2d(m.in_channels, m.out_channels, (kh, kw), stride=m.stride,
+                                   padding=pad, bias=m.bias is not None)
+            with torch.no_grad():
+                conv.weight.copy_(torch.from_numpy(m.weight.numpy()))
+                if m.bias is not None:
+                    conv.bias.copy_(torch.from_numpy(m.bias.numpy()))
+            layers.append(conv)
+        elif isinstance(m, tnn.ReLU):
+            layers.append(torch.nn.ReLU())
+        elif isinstance(m, tnn.MaxPool2D):
+            layers.append(torch.nn.MaxPool2d(m.kernel_size, m.stride, m.padding))
+        elif isinstance(m, tnn.Flatten):
+            layers.append(torch.nn.Flatten())
+        elif isinstance(m, tnn.Dropout):
+            layers.append(torch.nn.Dropout(m.p))
+        else:
+            raise NotImplementedError(f"mirror: no PyTorch layer for {type(m).__name__}")
+    return torch.nn.Sequential(*layers)
+
+
+def torch_optimizer(torch, tn_opt, params):
+    """The PyTorch optimizer with tinynet's optimizer's hyperparameters."""
+    kind = type(tn_opt).__name__
+    h = tn_opt.hyperparameters
+    if kind == "SGD":
+        return torch.optim.SGD(params, lr=h["lr"], momentum=h["momentum"],
+                               weight_decay=h["weight_decay"], nesterov=h["nesterov"])
+    if kind == "RMSprop":        # Keras 2 RMSprop == torch RMSprop(alpha=rho), see tinynet.optim
+        return torch.optim.RMSprop(params, lr=h["lr"], alpha=h["rho"], eps=h["eps"])
+    if kind == "Adam":
+        return torch.optim.Adam(params, lr=h["lr"], betas=tuple(h["betas"]), eps=h["eps"])
+    raise NotImplementedError(f"no PyTorch optimizer for {kind}")
+
+
+class TorchRun:
+    framework = "torch"
+
+    def __init__(self, torch, tn, name, device, seed):
+        from tinynet import experiments
+        import numpy as np
+        spec = WORKLOADS[name]
+        exp = experiments.EXPERIMENTS[spec["experiment"]]
+        tn.manual_seed(seed)
+        tn_model = exp.build(**spec["build_kwargs"])      # same initial weights
+        tn_opt = exp.optimizer(tn_model.named_parameters())
+        self.torch = torch
+        dev = torch.device(device)
+        self.model = torch_mirror(torch, tn_model).to(dev)
+        self.model.train()
+        del tn_model
+        self.opt = torch_optimizer(torch, tn_opt, self.model.parameters())
+        self.loss_fn = torch.nn.CrossEntropyLoss()
+        rng = np.random.default_rng(seed)
+        shape = (spec["batch"], 784) if spec["flatten"] else (spec["batch"], 1, 28, 28)
+        self.batches = [
+            (torch.from_numpy(rng.random(shape, dtype=np.float32)).to(dev),
+             torch.from_numpy(rng.integers(0, 10, spec["batch"])).to(dev))
+            for _ in range(POOL)]
+        self.i = 0
+        self.sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+
+    def step(self):
+        x, y = self.batches[self.i % POOL]
+        self.i += 1
+        self.opt.zero_grad()
+        loss = self.loss_fn(self.model(x), y)
+        loss.backward()
+        self.opt.step()
+
+
+# --------------------------------------------------------------------------
+# timing
+# --------------------------------------------------------------------------
+def steps_for(args, name):
+    return args.steps or WORKLOADS[name]["steps"]
+
+
+def warmup_for(args, name):
+    return WORKLOADS[name]["warmup"] if args.warmup is None else args.warmup
+
+
+GROUP = 10     # steps per timed group: every group holds exactly one Recorder(every=10) record
+
+
+def group_size(steps):
+    return min(GROUP, steps)
+
+
+def time_block(run, steps):
+    """One block of ``steps`` steps -> the mean seconds per step of each group of
+    ``group_size(steps)`` consecutive steps in it (steps is rounded up to whole groups)."""
+    g = group_size(steps)
+    out = []
+    for _ in range(-(-steps // g)):
+        run.sync()
+        t0 = time.perf_counter()
+        for _ in range(g):
+            run.step()
+        run.sync()
+        out.append((time.perf_counter() - t0) / g)
+    return out
+
+
+def median(xs):
+    xs = sorted(xs)
+    n = len(xs)
+    return xs[n // 2] if n % 2 else 0.5 * (xs[n // 2 - 1] + xs[n // 2])
+
+
+def bench_workload(args, tn, torch, name, with_recorder, log):
+    """Interleaved timing of one workload -> dict of per-step second lists."""
+    steps, warm = steps_for(args, name), warmup_for(args, name)
+    runs = {"tinynet": TinynetRun(tn, name, args.device, args.seed)}
+    if torch is not None:
+        runs["torch"] = TorchRun(torch, tn, name, args.device, args.seed)
+    if with_recorder:
+        rec_run = TinynetRun(tn, name, args.device, args.seed)
+        rec_run.attach_recorder(every=10)
+        runs["tinynet+recorder"] = rec_run
+    for run in runs.values():
+        for _ in range(warm):
+            run.step()
+        run.sync()
+    times = {k: [] for k in runs}           # per framework: seconds/step of every group
+    for rep in range(args.reps):
+        order = list(runs) if rep % 2 == 0 else list(runs)[::-1]
+        block = {}
+        for key in order:
+            block[key] = time_block(runs[key], steps)
+            times[key] += block[key]
+        log(f"  {name} rep {rep + 1}/{args.reps}: " + ", ".join(
+            f"{k} {1e3 * median(v):.2f} ms/step" for k, v in block.items()))
+    if with_recorder:
+        runs["tinynet+recorder"].detach_recorder()
+    return times
+
+
+# --------------------------------------------------------------------------
+# memory: one fresh subprocess per (framework, workload)
+# --------------------------------------------------------------------------
+def _proc_status_kb(field):
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def _reset_hwm():
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def memory_probe(args, framework, name):
+    """Runs in the subprocess: prints one JSON line with the peak increase."""
+    import gc
+    tn = import_tinynet()
+    threads = Threads(args.threads)
+    torch = None
+    if framework == "torch":
+        torch = import_torch()
+        threads.pin_torch(torch)
+        run = TorchRun(torch, tn, name, args.device, args.seed)
+    else:
+        run = TinynetRun(tn, name, args.device, args.seed)
+    steps = warmup_for(args, name) + min(steps_for(args, name), 5)
+    out = {"framework": framework, "workload": name, "steps": steps}
+    if args.device == "cuda":
+        out.update(_cuda_peak(run, torch, steps))
+    else:
+        gc.collect()
+        base = _proc_status_kb("VmRSS")
+        reset = _reset_hwm()
+        for _ in range(steps):
+            run.step()
+        peak = _proc_status_kb("VmHWM")
+        if base is None or peak is None:
+            out["error"] = "no /proc/self/status (not Linux?)"
+        else:
+            out["baseline_mb"] = base / 1024
+            out["peak_mb"] = max(peak - base, 0) / 1024
+            out["method"] = "VmHWM - VmRSS" + ("" if reset else " (clear_refs refused: "
+                                                "VmHWM includes the setup)")
+        if framework == "tinynet":           # a second, exact view of numpy's buffers
+            import tracemalloc
+            from tinynet.ops import conv
+            del run
+            conv.workspace.clear()           # its im2col buffers count, as in the RSS run
+            gc.collect()
+            run = TinynetRun(tn, name, args.device, args.seed)
+            tracemalloc.start()
+            before = tracemalloc.get_traced_memory()[0]
+            for _ in range(min(steps, 3)):
+                run.step()
+            out["tracemalloc_peak_mb"] = (tracemalloc.get_traced_memory()[1] - before) / 2**20
+            tracemalloc.stop()
+    print("MEMORY " + json.dumps(out))
+
+
+def _cuda_peak(run, torch, steps):
+    if torch is not None:
+        torch.cuda.synchronize()
+        base = torch.cuda.memory_allocated()
+        torch.cuda.reset_peak_memory_stats()
+        for _ in range(steps):
+            run.step()
+        torch.cuda.synchronize()
+        return {"peak_mb": (torch.cuda.max_memory_allocated() - base) / 2**20,
+                "method": "torch.cuda.max_memory_allocated - memory_allocated"}
+    from tinynet import backend
+    pool = getattr(backend.cuda_xp(), "get_default_memory_pool", lambda: None)()
+    if pool is None:
+        return {"error": "no CuPy memory pool (the stand-in)"}
+    base, peak = pool.used_bytes(), 0
+    for _ in range(steps):
+        run.step()
+        peak = max(peak, pool.used_bytes())
+    # the largest live set is right after forward; sample it too
+    x, y = run.batches[0]
+    run.opt.zero_grad()
+    loss = run.F.softmax_cross_entropy(run.model(x), y)
+    peak = max(peak, pool.used_bytes())
+    loss.backward()
+    peak = max(peak, pool.used_bytes())
+    return {"peak_mb": (peak - base) / 2**20,
+            "method": "cupy default pool used_bytes, sampled (approximate)"}
+
+
+def measure_memory(args, framework, name, log):
+    cmd = [sys.executable, os.path.abspath(__file__), "--memory-probe", framework, name,
+           "--threads", str(args.threads), "--device", args.device, "--reps", "1",
+           "--seed", str(args.seed)]
+    if args.steps:
+        cmd += ["--steps", str(args.steps)]
+    if args.warmup is not None:
+        cmd += ["--warmup", str(args.warmup)]
+    if args.standin:
+        cmd += ["--standin"]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600,
+                              env=dict(os.environ))
+    except subprocess.TimeoutExpired:
+        log(f"  memory probe {framework} {name}: timed out")
+        return None
+    for line in proc.stdout.splitlines():
+        if line.startswith("MEMORY "):
+            return json.loads(line[len("MEMORY "):])
+    log(f"  memory probe {framework} {name} failed (exit {proc.returncode}): "
+        f"{proc.stderr.strip().splitlines()[-1:] or ''}")
+    return None
+
+
+# --------------------------------------------------------------------------
+# profile mode
+# --------------------------------------------------------------------------
+def profile(args, tn, names):
+    import cProfile
+    import pstats
+    for name in names:
+        if name == "recorder":
+            continue
+        run = TinynetRun(tn, name, args.device, args.seed)
+        for _ in range(warmup_for(args, name)):
+            run.step()
+        steps = steps_for(args, name)
+        prof = cProfile.Profile()
+        prof.enable()
+        for _ in range(steps):
+            run.step()
+        prof.disable()
+        print(f"\n### {name}: tinynet, {steps} steps, top functions by own time\n")
+        st = pstats.Stats(prof, stream=sys.stdout)
+        st.sort_stats("tottime").print_stats(18)
+
+
+# --------------------------------------------------------------------------
+# report
+# --------------------------------------------------------------------------
+def fmt_time(name, sec_per_step):
+    if sec_per_step is None:
+        return "—"
+    if WORKLOADS[name]["unit"] == "s/epoch":
+        return f"{sec_per_step * EPOCH_SAMPLES / WORKLOADS[name]['batch']:.3f} s"
+    return f"{1e3 * sec_per_step:.1f} ms"
+
+
+def fmt_mb(entry):
+    if not entry or "peak_mb" not in entry:
+        return "—"
+    return f"{entry['peak_mb']:.0f}"
+
+
+def build_rows(results):
+    rows = []
+    for name, r in results["workloads"].items():
+        if name == "recorder":
+            continue
+        tn_s, pt_s = r["tinynet_median_s"], r.get("torch_median_s")
+        ratio = tn_s / pt_s if pt_s else None
+        target = TARGETS[name]
+        verdict = "" if ratio is None else (" ok" if ratio <= target else " MISSED")
+        rows.append([WORKLOADS[name]["title"], fmt_time(name, tn_s), fmt_time(name, pt_s),
+                     "—" if ratio is None else f"{ratio:.2f}{verdict}", f"≤ {target:.1f}",
+                     fmt_mb(r.get("memory", {}).get("tinynet")),
+                     fmt_mb(r.get("memory", {}).get("torch"))])
+    rec = results["workloads"].get("recorder")
+    if rec is not None:
+        if rec.get("skipped"):
+            rows.append(["Recorder(every=10) overhead", "skipped", "—", "—",
+                         f"< {RECORDER_TARGET:.0f} %", "—", "—"])
+        for name, r in rec.get("per_workload", {}).items():
+            pct = r["overhead_pct"]
+            verdict = " ok" if pct < RECORDER_TARGET else " MISSED"
+            rows.append([f"Recorder(every=10) on {name}, % of step time",
+                         f"{fmt_time(name, r['with_median_s'])} ({pct:+.1f} %)",
+                         "—", f"{1 + pct / 100:.3f} vs. no recorder{verdict}",
+                         f"< {RECORDER_TARGET:.0f} %", "—", "—"])
+    return rows
+
+
+def markdown_table(rows):
+    head = ["workload", "tinynet", "PyTorch", "ratio", "target",
+            "peak MB tinynet", "peak MB torch"]
+    out = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * len(head)) + "|"]
+    out += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(out)
+
+
+def environment(args, threads, torch):
+    import numpy as np
+    env = {
+        "command": "python " + " ".join([os.path.relpath(os.path.abspath(__file__), ROOT)]
+                                        + sys.argv[1:]),
+        "device": args.device, "threads": args.threads, "reps": args.reps,
+        "python": platform.python_version(), "numpy": np.__version__,
+        "blas": threads.blas(), "cpu": _cpu_name(), "cores": os.cpu_count(),
+        "torch": getattr(torch, "__version__", None),
+        "torch_threads": torch.get_num_threads() if torch is not None else None,
+        "openblas_env": {k: os.environ[k] for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+                         if k in os.environ},
+        "loadavg_start": _loadavg(),
+    }
+    return env
+
+
+def _cpu_name():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _loadavg():
+    try:
+        return list(os.getloadavg())
+    except OSError:
+        return None
+
+
+# --------------------------------------------------------------------------
+# main
+# --------------------------------------------------------------------------
+def main(argv=None):
+    args = parse_args(argv)
+    pin_threads_env(args.threads)
+
+    def log(msg):
+        print(msg, file=sys.stderr, flush=True)
+
+    tn = import_tinynet()
+    if args.standin:
+        tn.backend.use_strict_standin()
+    if args.device == "cuda" and not tn.cuda_available():
+        print("bench.py: --device cuda needs an NVIDIA GPU with CuPy installed "
+              "(pip install 'tinynet[gpu]', i.e. cupy-cuda12x); tinynet.cuda_available() "
+              "is False on this machine. Run without --device cuda to benchmark the CPU.",
+              file=sys.stderr)
+        return 2
+    threads = Threads(args.threads)
+    torch = None if args.no_torch else import_torch()
+    no_torch_why = "--no-torch given." if args.no_torch else "torch is not importable."
+    if torch is not None and args.device == "cuda" and not torch.cuda.is_available():
+        no_torch_why = f"this PyTorch ({torch.__version__}) has no CUDA."
+        log("note: " + no_torch_why + " Timing tinynet only.")
+        torch = None
+    threads.pin_torch(torch)
+
+    if args.memory_probe:
+        memory_probe(args, *args.memory_probe)
+        return 0
+    if args.profile:
+        profile(args, tn, args.names)
+        return 0
+
+    env = environment(args, threads, torch)
+    if env["openblas_env"]:
+        log(f"warning: {' and '.join(env['openblas_env'])} set: numpy runs an older OpenBLAS "
+            f"kernel; unset both in the benchmark's command for a fair measurement")
+    if threads.note:
+        log("note: " + threads.note)
+    log(f"bench: {env['device']}, {args.threads} threads, BLAS {env['blas']}, "
+        f"torch {env['torch'] or 'not used'}, load average {env['loadavg_start']}")
+
+    results = {"environment": env, "workloads": {}}
+    rec_ok, rec_note = recorder_available()
+    want_recorder = "recorder" in args.names
+    for name in WORKLOADS:
+        with_rec = want_recorder and rec_ok and name in RECORDER_ON
+        if name not in args.names and not with_rec:
+            continue
+        times = bench_workload(args, tn, torch, name, with_rec, log)
+        if name in args.names:
+            entry = {"steps_per_block": steps_for(args, name),
+                     "steps_per_group": group_size(steps_for(args, name)),
+                     "warmup": warmup_for(args, name),
+                     "tinynet_s_per_step": times["tinynet"],
+                     "tinynet_median_s": median(times["tinynet"])}
+            if "torch" in times:
+                entry["torch_s_per_step"] = times["torch"]
+                entry["torch_median_s"] = median(times["torch"])
+                entry["ratio"] = entry["tinynet_median_s"] / entry["torch_median_s"]
+            if WORKLOADS[name]["unit"] == "s/epoch":
+                entry["epoch_steps"] = EPOCH_SAMPLES // WORKLOADS[name]["batch"] + 1
+                entry["note"] = (f"{len(times['tinynet']) * group_size(steps_for(args, name))} "
+                                 f"steps timed on random batches (not a real epoch); "
+                                 f"s/epoch = median s/step x "
+                                 f"{EPOCH_SAMPLES}/{WORKLOADS[name]['batch']}")
+            results["workloads"][name] = entry
+        if with_rec:
+            rec = results["workloads"].setdefault("recorder", {"per_workload": {}})
+            # medians over 10-step groups, each holding one recording step
+            with_s, without_s = median(times["tinynet+recorder"]), median(times["tinynet"])
+            rec["per_workload"][name] = {
+                "with_s_per_step": times["tinynet+recorder"],
+                "with_median_s": with_s, "without_median_s": without_s,
+                "overhead_pct": 100.0 * (with_s / without_s - 1.0)}
+    if want_recorder and not rec_ok:
+        results["workloads"]["recorder"] = {"skipped": True, "note": rec_note}
+
+    if not args.no_memory:
+        for name in results["workloads"]:
+            if name == "recorder":
+                continue
+            mem = {}
+            for fw in ("tinynet", "torch") if torch is not None else ("tinynet",):
+                log(f"  memory: {fw} {name}")
+                mem[fw] = measure_memory(args, fw, name, log)
+            results["workloads"][name]["memory"] = mem
+    env["loadavg_end"] = _loadavg()
+
+    rows = build_rows(results)
+    print(f"Benchmark: {env['cpu']} ({env['cores']} cores), {args.device}, "
+          f"{args.threads} threads for both frameworks; numpy {env['numpy']} with "
+          f"{env['blas']}; torch {env['torch'] or 'not used'}.")
+    print(f"Medians of {args.reps} interleaved repetitions; load average "
+          f"{_fmt_load(env['loadavg_start'])} at start, {_fmt_load(env['loadavg_end'])} at end.")
+    print()
+    print(markdown_table(rows))
+    print()
+    if "seed000" in results["workloads"]:
+        print("seed000: " + results["workloads"]["seed000"]["note"] + ".")
+    what = ("peak resident memory (RSS)" if args.device == "cpu" else
+            "peak device memory (see the JSON for the method)")
+    print(f"ratio = tinynet / PyTorch (lower is better); peak MB = {what} above the "
+          f"post-setup baseline during warm-up + up to 5 steps, one fresh process per "
+          f"framework and workload.")
+    if results["workloads"].get("recorder", {}).get("skipped"):
+        print("Recorder row skipped: " + results["workloads"]["recorder"]["note"])
+    if torch is None:
+        print("PyTorch columns empty: " + no_torch_why)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({**results, "table": markdown_table(rows)}, f, indent=2)
+    return 0
+
+
+def _fmt_load(load):
+    return "?" if load is None else "/".join(f"{v:.1f}" for v in load)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
