@@ -252,7 +252,7 @@ def run_tiny_updates(x, y, steps, device="cpu", seed=0, progress=None):
         w0 = model[0].weight.numpy()
         loader = DataLoader(xs, y, batch_size=exp.batch_size, seed=seed, device=device)
         report = explain(model, loader, optimizer=opt, steps=steps, progress=progress,
-                         every=1)
+                         every=4)
         w1 = model[0].weight.numpy()
         reports[label] = report
         filters[label] = (w0, w1)
