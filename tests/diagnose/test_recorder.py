@@ -56,7 +56,11 @@ def test_changed_mask_is_exact_and_matches_the_values(device):
     assert rec.last_change("0.weight")[~rows].max() == 8           # checked at the end
     assert rec.zero_input_features("0").tolist() == [False, True, False, False, True, False]
     counts = rec.feature_counts("0")
-    assert counts[[1, 4]].tolist() == [0, 0] and counts[0] == 8 * 16 == rec.samples_seen
+    assert rec.samples_seen == 8 * 16
+    # counts are evidence, taken on the recorded steps 1, 4, 7 only; the zero mask above
+    # sees every sample of every step
+    assert rec.counted_samples("0") == 3 * 16
+    assert counts[[1, 4]].tolist() == [0, 0] and counts[0] == 3 * 16
 
 
 def test_history_every_k_and_exact_update_norms():
@@ -230,3 +234,23 @@ def test_errors():
     with pytest.raises(KeyError, match="no parameter named 'x'"):
         rec.attach().changed_mask("x")
     assert "every=10" in repr(rec)
+
+
+def test_last_change_is_the_last_check_at_which_an_entry_moved():
+    """Checks every ``every`` steps compare bit for bit with the previous check; an entry
+    that moved and then stopped keeps the step of the last check that saw it move."""
+    tn.manual_seed(0)
+    model = nn.Dense(2, 2, kernel_init=init.he_normal)
+    rec = Recorder(model, every=2, activations=False).attach()
+    w = model.weight.data
+    moves = {1: [(0, 0)], 2: [(0, 1)], 3: [(0, 0)], 4: [], 5: [], 6: []}
+    for s in range(1, 7):
+        for i, j in moves[s]:
+            w[i, j] += 1.0
+        rec.step()
+        if s == 5:                      # a read in between checks changes nothing
+            assert rec.last_change("weight").tolist() == [[4, 2], [0, 0]]
+    assert rec.last_change("weight").tolist() == [[4, 2], [0, 0]]
+    assert rec.changed_mask("weight").tolist() == [[True, True], [False, False]]
+    rec.finalize()
+    assert rec.last_change("weight").tolist() == [[4, 2], [0, 0]]

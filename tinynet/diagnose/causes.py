@@ -298,7 +298,8 @@ class _Attribution:
                     if out is not None and out.grad_seen:
                         ev["output_layer"] = out.name
                         ev["samples_with_zero_output_gradient"] = out.grad_zero_samples
-                        ev["output_samples"] = out.samples
+                        # counted on the recorded steps only: out of their samples
+                        ev["output_samples"] = out.counted_samples
                 permanent = root is not None
             self.add(Finding(param=name, cause=cause, entries=int(mask.sum()), total=P.size,
                              permanent=permanent, evidence=ev, mask=mask, indices=units,
@@ -423,6 +424,8 @@ class _Attribution:
                     out[name]["median_feature_count"] = float(np.median(L.feature_count[fi]))
                     out[name]["median_unit_grad_count"] = float(np.median(L.grad_count[ui]))
                     out[name]["samples_seen"] = L.samples
+                    # the two counts are gathered on the recorded steps only, over:
+                    out[name]["samples_counted"] = L.counted_samples
         return out
 
 

@@ -53,14 +53,18 @@ class LayerInfo:
     weight: Optional[str] = None      # parameter names
     bias: Optional[str] = None
     probed: bool = False
-    samples: int = 0
-    feature_count: Optional[np.ndarray] = None   # (F,) int64
+    samples: int = 0                             # every training step's samples
+    counted_samples: int = 0                     # the recorded steps' samples: what the
+    #                                              counts (feature_count, grad_count,
+    #                                              grad_zero_samples) count over
+    feature_count: Optional[np.ndarray] = None   # (F,) int64, recorded steps only
     unit_max: Optional[np.ndarray] = None        # (U,)
     bias_values: Optional[np.ndarray] = None     # (U,) the bias at the end (None: no bias)
     grad_nonzero: Optional[np.ndarray] = None    # (U,) bool
     grad_seen: int = 0
     grad_zero_samples: int = 0                   # samples with an all-zero output gradient
     grad_count: Optional[np.ndarray] = None      # (U,) samples with a nonzero gradient
+    #                                              (recorded steps only)
     last_feature: Optional[np.ndarray] = None    # (F,) last step the feature was nonzero
     last_open: Optional[np.ndarray] = None       # (U,) last step the unit was > 0
     last_grad: Optional[np.ndarray] = None       # (U,) last step its gradient was nonzero
@@ -85,10 +89,13 @@ class LayerInfo:
         return self.samples if t0 == 0 else sum(n for s, n in self.batches if s > t0)
 
     def zero_features(self, t0=0):
-        """(F,) bool: features that were 0 on every sample (after step t0); None if not recorded."""
-        if self.feature_count is None or self.samples_since(t0) == 0:
+        """(F,) bool: features that were 0 on every sample (after step t0); None if not recorded.
+
+        From ``last_feature``, updated on every step (exact over every sample) -- not
+        from ``feature_count``, which counts the recorded steps only."""
+        if self.last_feature is None or self.samples_since(t0) == 0:
             return None
-        return self.feature_count == 0 if t0 == 0 else self.last_feature <= t0
+        return self.last_feature <= t0
 
     def dead(self, t0=0):
         """(U,) bool: units followed by a ReLU whose pre-activation never exceeded 0."""
@@ -200,6 +207,7 @@ def collect(recorder):
         if probe is not None and probe.samples:
             info.probed = True
             info.samples = probe.samples
+            info.counted_samples = probe.counted_samples
             info.feature_count = _host(probe.feature_count, np.int64)
             units = probe.units_source          # a ReLU reads the layer it follows
             info.unit_max = _host(units.unit_max, np.float64)

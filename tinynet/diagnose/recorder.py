@@ -36,9 +36,12 @@ Per parameter (name from ``model.named_parameters()``):
 
 Per layer (forward hooks on every leaf module; see :mod:`.probes`):
 activation statistics per recorded step; units that were never > 0 on any
-sample seen; for Dense/Conv2D layers the number of samples in which each
-input feature (Dense column / conv channel) was nonzero, and which output
-units ever received a nonzero gradient.
+sample seen; for Dense/Conv2D layers the input features (Dense column / conv
+channel) that were never nonzero on any sample seen and the output units
+that never received a nonzero gradient -- these masks see every sample of
+every step (exact) -- and, as evidence, the number of samples in which each
+feature was nonzero / each unit got a gradient, counted on the recorded
+steps only (``counted_samples``).
 
 Recorded steps are 1, 1 + every, 1 + 2·every, ... (step 1 is the first
 ``optimizer.step()`` after ``attach()``).  Everything is kept on the
@@ -50,6 +53,9 @@ import numpy as np
 from tinynet import backend
 from tinynet.diagnose import symmetry
 from tinynet.diagnose.probes import LayerProbe, Topology, module_kind
+
+
+_CHUNK = 1 << 15          # floats per chunk of _norms_chunked (128 KiB: stays in L2)
 
 
 class Recorder:
@@ -80,7 +86,10 @@ class Recorder:
         self.steps = 0                    # optimizer steps seen since the first attach()
         self.attached = False
         self.initial = {}                 # name -> device copy at the first attach()
-        self._last_change = {}            # name -> device int32: last check at which it moved
+        self._last_change = {}            # name -> device int32: last check at which it moved,
+        self._moved = {}                  # ... except the entries that moved at the latest check
+        self._moved_spare = {}            # (bool masks; see _check)
+        self._moved_step = 0
         self._ref = {}                    # name -> device copy at the last check
         self._grad_nonzero = {}           # name -> device bool mask (at recorded steps)
         self.grad_missing = {}            # name -> steps on which .grad was None
@@ -106,6 +115,7 @@ class Recorder:
                 self.initial[name] = p.data.copy()
                 self._ref[name] = p.data.copy()
                 self._last_change[name] = xp.zeros(p.data.shape, dtype=np.int32)
+                self._moved[name] = xp.zeros(p.data.shape, dtype=bool)
                 self._grad_nonzero[name] = xp.zeros(p.data.shape, dtype=bool)
                 self.grad_missing[name] = 0
                 self._hist[name] = {"step": [], "grad_sq": [], "update_sq": [], "weight_sq": []}
@@ -194,40 +204,86 @@ class Recorder:
         return self
 
     def _check(self):
-        """Mark the entries that differ from the last check; remember the values."""
+        """Mark the entries that differ from the last check; remember the values.
+
+        The entries that moved are kept as a bool mask (``_moved``, for the check at
+        step ``_moved_step``); the int32 ``_last_change`` is written only where an entry
+        that moved at the previous check did not move at this one (it stopped: its
+        last change was that check).  In training almost nothing stops, so a check is
+        one comparison and one copy, not a masked write of an int32 array.
+        last_change = where(_moved, _moved_step, _last_change)."""
         xp = None
+        prev_step = self._moved_step
         for name, p in self.params.items():
             xp = xp or backend.array_module(p.data)
-            ref = self._ref[name]
-            # in place, no temporary int array: last_change[moved] = steps
-            xp.copyto(self._last_change[name], np.int32(self.steps), where=p.data != ref)
-            ref[...] = p.data
+            ref, old = self._ref[name], self._moved[name]
+            spare = self._moved_spare.get(name)
+            if spare is None:
+                spare = self._moved_spare[name] = xp.empty(ref.shape, dtype=bool)
+            moved = xp.not_equal(p.data, ref, out=spare)      # exact: no tolerance
+            if prev_step:
+                stopped = xp.greater(old, moved, out=self._scratch(xp, ref, bool))  # old & ~moved
+                if xp is not np or stopped.any():     # (no device read on a GPU)
+                    xp.copyto(self._last_change[name], np.int32(prev_step), where=stopped)
+            self._moved[name], self._moved_spare[name] = moved, old
+            xp.copyto(ref, p.data)
+        self._moved_step = self.steps
 
     def _record(self, s):
         for name, p in self.params.items():
             w, prev = p.data, self._ref[name]          # prev = W_{s-1}
             xp = backend.array_module(w)
-            d = xp.subtract(w, prev, out=self._scratch(xp, w)).reshape(-1)
+            g = None if p.grad is None else p.grad.data
             h = self._hist[name]
             h["step"].append(s)
-            h["update_sq"].append(xp.dot(d, d))    # one BLAS pass, no temporary
-            flat = prev.reshape(-1)
-            h["weight_sq"].append(xp.dot(flat, flat))
-            g = p.grad
-            if g is None:
-                h["grad_sq"].append(None)
+            if xp is np and w.size > _CHUNK and w.flags.c_contiguous and \
+                    prev.flags.c_contiguous and (g is None or g.flags.c_contiguous):
+                upd, wsq, gsq = self._norms_chunked(w, prev, g, self._grad_nonzero[name])
             else:
-                gf = g.data.reshape(-1)
-                h["grad_sq"].append(xp.dot(gf, gf))
-                self._grad_nonzero[name] |= g.data != 0
+                d = xp.subtract(w, prev, out=self._scratch(xp, w)).reshape(-1)
+                upd = xp.dot(d, d)                 # one BLAS pass, no temporary
+                flat = prev.reshape(-1)
+                wsq = xp.dot(flat, flat)
+                gsq = None
+                if g is not None:
+                    gf = g.reshape(-1)
+                    gsq = xp.dot(gf, gf)
+                    # mask |= (g != 0) in one pass: a float is True as a bool iff it is != 0
+                    xp.logical_or(self._grad_nonzero[name], g, out=self._grad_nonzero[name])
+            h["update_sq"].append(upd)
+            h["weight_sq"].append(wsq)
+            h["grad_sq"].append(gsq)
         self._record_width(s)
 
-    def _scratch(self, xp, like):
-        """A reused work array shaped like ``like`` (one flat buffer per array module)."""
-        key = (id(xp), like.dtype)
+    def _norms_chunked(self, w, prev, g, grad_nonzero):
+        """CPU: ‖w − prev‖², ‖prev‖², ‖g‖² and grad_nonzero |= (g != 0) in one sweep of
+        cache-sized chunks (each array read once; the difference never written out
+        whole).  Chunk sums are added in float64."""
+        wf, pf, mf = w.reshape(-1), prev.reshape(-1), grad_nonzero.reshape(-1)
+        gf = None if g is None else g.reshape(-1)
+        buf = self._scratch(np, wf[:_CHUNK])
+        upd = wsq = gsq = 0.0
+        n = wf.size
+        for i in range(0, n, _CHUNK):
+            j = min(i + _CHUNK, n)
+            pc = pf[i:j]
+            d = np.subtract(wf[i:j], pc, out=buf[:j - i])
+            upd += float(np.dot(d, d))
+            wsq += float(np.dot(pc, pc))
+            if gf is not None:
+                gc = gf[i:j]
+                gsq += float(np.dot(gc, gc))
+                np.logical_or(mf[i:j], gc, out=mf[i:j])
+        return np.float64(upd), np.float64(wsq), (None if gf is None else np.float64(gsq))
+
+    def _scratch(self, xp, like, dtype=None):
+        """A reused work array shaped like ``like`` (one flat buffer per array module and
+        dtype, ``like``'s unless given)."""
+        dtype = like.dtype if dtype is None else np.dtype(dtype)
+        key = (id(xp), dtype)
         buf = self._buffers.get(key)
         if buf is None or buf.size < like.size:
-            buf = self._buffers[key] = xp.empty(like.size, dtype=like.dtype)
+            buf = self._buffers[key] = xp.empty(like.size, dtype=dtype)
         return buf[:like.size].reshape(like.shape)
 
     def _record_width(self, s):
@@ -276,7 +332,9 @@ class Recorder:
         self._check_name(name)
         if self.steps:
             self._check()
-        return backend.to_numpy(self._last_change[name]).astype(np.int64)
+        last = backend.to_numpy(self._last_change[name]).astype(np.int64)
+        moved = backend.to_numpy(self._moved[name]).astype(bool)
+        return np.where(moved, np.int64(self._moved_step), last)
 
     def frozen_mask(self, name):
         """Host bool array: True where the entry is still bit-identical to its initial value."""
@@ -374,16 +432,26 @@ class Recorder:
         return backend.to_numpy(probe.unit_max <= 0).astype(bool)
 
     def feature_counts(self, name):
-        """Host int64 (F,): samples in which each input feature of layer ``name`` was nonzero."""
+        """Host int64 (F,): samples OF THE RECORDED STEPS in which each input feature of
+        layer ``name`` was nonzero (out of ``counted_samples(name)``; evidence only --
+        whether a feature was ever nonzero on ANY sample is ``zero_input_features``)."""
         probe = self.probes[name]
         if probe.feature_count is None:
             return None
         return backend.to_numpy(probe.feature_count).astype(np.int64)
 
+    def counted_samples(self, name):
+        """Samples of the recorded steps seen by layer ``name``: what the per-feature and
+        per-unit counts count over (``samples_seen`` counts every step)."""
+        return self.probes[name].counted_samples
+
     def zero_input_features(self, name):
-        """Host bool (F,): input features of ``name`` that were 0 on every sample seen."""
-        counts = self.feature_counts(name)
-        return None if counts is None else counts == 0
+        """Host bool (F,): input features of ``name`` that were 0 on every sample seen
+        (every sample of every step: exact)."""
+        probe = self.probes[name]
+        if probe.last_feature is None:
+            return None
+        return backend.to_numpy(probe.last_feature == 0).astype(bool)
 
     def topology_or_sequence(self):
         """The watched data flow, or (never watched) the modules in registration order."""

@@ -66,7 +66,8 @@ def describe(f):
             if ev.get("samples_with_zero_output_gradient"):
                 s += (f" (at the output, layer {ev['output_layer']}, "
                       f"{_n(ev['samples_with_zero_output_gradient'])} of "
-                      f"{_n(ev['output_samples'])} samples had an all-zero gradient: a "
+                      f"{_n(ev['output_samples'])} samples of the recorded steps had an "
+                      f"all-zero gradient: a "
                       f"saturated softmax)")
             s += "."
     elif f.cause == "zero_weights":
@@ -213,7 +214,9 @@ def render(report, width=100):
                 why = (f"no structural cause: their input feature was nonzero in a median "
                        f"{u['median_feature_count']:,.0f} and their unit got a gradient in a "
                        f"median {u['median_unit_grad_count']:,.0f} of "
-                       f"{_n(u['samples_seen'])} samples, and the two never met on one sample "
+                       f"{_n(u.get('samples_counted', u['samples_seen']))} samples of the "
+                       f"recorded steps ({_n(u['samples_seen'])} seen in all), and the two "
+                       f"never met on one sample "
                        f"(dW sums x·δ over samples) -- or the contributions cancelled exactly")
             else:
                 why = "the contributions to dW cancelled exactly or never met on one sample"
