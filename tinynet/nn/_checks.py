@@ -92,3 +92,15 @@ def init_name(value):
     if callable(value):
         return getattr(value, "__name__", type(value).__name__)
     return "array"
+
+
+def layer_repr(config, layer):
+    """``config`` plus whatever differs from the defaults: no bias, a non-default init."""
+    s = config
+    if layer.bias is None:
+        s += ", bias=False"
+    if not is_default_init(layer.kernel_init, init.glorot_uniform):
+        s += f", kernel_init={init_name(layer.kernel_init)}"
+    if layer.bias is not None and not is_default_init(layer.bias_init, init.zeros):
+        s += f", bias_init={init_name(layer.bias_init)}"
+    return s

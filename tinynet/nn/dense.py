@@ -77,12 +77,5 @@ class Dense(Module):
         return msg
 
     def extra_repr(self):
-        s = f"{self.in_features} -> {self.out_features}"
-        if self.bias is None:
-            s += ", bias=False"
-        if not _checks.is_default_init(self.kernel_init, init.glorot_uniform):
-            s += f", kernel_init={_checks.init_name(self.kernel_init)}"
-        if self.bias is not None and not _checks.is_default_init(self.bias_init, init.zeros):
-            s += f", bias_init={_checks.init_name(self.bias_init)}"
-        return s
+        return _checks.layer_repr(f"{self.in_features} -> {self.out_features}", self)
 

@@ -15,7 +15,7 @@ import numpy as np
 
 from tinynet import backend
 from tinynet.nn.parameter import Parameter
-from tinynet.tensor import Tensor
+from tinynet.tensor import RemovableHandle, Tensor
 
 IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
 
@@ -25,15 +25,6 @@ class StateDictKeyError(KeyError):
 
     def __str__(self):                    # KeyError would print the message in quotes
         return str(self.args[0]) if self.args else ""
-
-
-class _RemovableHandle:
-    def __init__(self, hooks, fn):
-        self._hooks, self._fn = hooks, fn
-
-    def remove(self):
-        if self._fn in self._hooks:
-            self._hooks.remove(self._fn)
 
 
 def _split_device_dtype(device, dtype):
@@ -287,7 +278,7 @@ class Module:
         If ``fn`` returns something other than None it replaces the output.
         """
         self._forward_hooks.append(fn)
-        return _RemovableHandle(self._forward_hooks, fn)
+        return RemovableHandle(self._forward_hooks, fn)
 
     # ---- printing --------------------------------------------------------------
     def extra_repr(self):
