@@ -48,27 +48,22 @@ def _row(values, n=6):
     return "[" + ", ".join(f"{v:+.5f}" for v in values[:n]) + (", ...]" if len(values) > n else "]")
 
 
-def _report_lines(report, params=None):
-    """The report's findings for ``params`` (all when None), root causes first."""
-    text = str(report).splitlines()
-    if params is None:
-        return text
-    keep, on = [], False
-    for line in text:
-        if line and not line.startswith(" "):
-            on = any(p in line for p in params) or not any(c.isdigit() for c in line[:3])
-        if on:
-            keep.append(line)
-    return keep or text
+def _report_lines(report):
+    """The report's story, root causes first."""
+    return str(report).splitlines()
+
+
+def _start(name, device, seed, build=None):
+    """The experiment, an empty result, a freshly seeded model on ``device`` and its optimizer."""
+    exp = EXPERIMENTS[name]
+    tn.manual_seed(seed)
+    model = (build or exp.build)().to(device)
+    return exp, CaseResult(exp.name, exp.title), model, exp.optimizer(model.parameters())
 
 
 def run_zero_pixels(x, y, steps, device="cpu", seed=0, progress=None):
     """Keras-style MLP: rows of the first weight fed by always-zero pixels never move."""
-    exp = EXPERIMENTS["zero-pixels"]
-    res = CaseResult(exp.name, exp.title)
-    tn.manual_seed(seed)
-    model = exp.build().to(device)
-    opt = exp.optimizer(model.parameters())
+    exp, res, model, opt = _start("zero-pixels", device, seed)
     first = model[0].weight
     before = first.numpy()
     loader = DataLoader(x.reshape(len(x), -1), y, batch_size=exp.batch_size, seed=seed,
@@ -79,9 +74,8 @@ def run_zero_pixels(x, y, steps, device="cpu", seed=0, progress=None):
 
     changed = after != before
     frozen_rows = ~changed.any(axis=1)
-    seen = min(steps * exp.batch_size, len(x))
-    xs = x.reshape(len(x), -1)[:seen] if steps * exp.batch_size < len(x) else x.reshape(len(x), -1)
-    zero_pixels = ~(xs != 0).any(axis=0)
+    # The recorder's data-wide mask: exact over every sample the shuffled loader served.
+    zero_pixels = report.recorder.zero_input_features("0")
     row0_equal = bool(np.array_equal(before[0], after[0]))
     res.numbers = {
         "steps": steps, "frozen_rows": int(frozen_rows.sum()),
@@ -101,7 +95,7 @@ def run_zero_pixels(x, y, steps, device="cpu", seed=0, progress=None):
     res.say(f"Yet the matrix as a whole moved: {n['entries_changed']:,} of {n['entries']:,} "
             f"entries changed.")
     res.say(f"Rows that never changed: {n['frozen_rows']}.  Pixels that were 0 in every "
-            f"training image: {n['always_zero_pixels']}.  Same set: "
+            f"image seen: {n['always_zero_pixels']}.  Same set: "
             f"{n['frozen_rows_equal_zero_pixels']}.")
     res.say("Why: the first layer's gradient is dW = xᵀδ, so row i is Σ_samples x_i·δ. "
             "A pixel that is 0 in every image makes row i exactly 0 in every step — "
@@ -109,7 +103,7 @@ def run_zero_pixels(x, y, steps, device="cpu", seed=0, progress=None):
     res.say()
     res.lines += _report_lines(report)
     from tinynet import plot
-    res.figures["zero_pixels_frozen_map"] = plot.frozen_map(report, zero_pixel_mask=zero_pixels)
+    res.figures["zero_pixels_frozen_map"] = plot.frozen_map(report)
     res.figures["zero_pixels_first_rows"] = plot.weight_rows(
         before, after, rows=(0, int(np.flatnonzero(~zero_pixels)[0])), max_cols=64)
     return res
@@ -120,11 +114,7 @@ def run_constant_init(x, y, steps, device="cpu", seed=0, progress=None, x_val=No
     from tinynet.train import evaluate, fit
     import tinynet.nn.functional as F
 
-    exp = EXPERIMENTS["constant-init"]
-    res = CaseResult(exp.name, exp.title)
-    tn.manual_seed(seed)
-    model = exp.build().to(device)
-    opt = exp.optimizer(model.parameters())
+    exp, res, model, opt = _start("constant-init", device, seed)
     xs = x.reshape(len(x), -1)
     steps_per_epoch = max(1, len(xs) // exp.batch_size)
     epochs = max(2, -(-steps // steps_per_epoch))
@@ -148,8 +138,8 @@ def run_constant_init(x, y, steps, device="cpu", seed=0, progress=None, x_val=No
         rec.detach()
     report = analyze(rec, loss=history.batch["loss"])
     res.report = report
-    widths = {name: int(np.asarray(v["width"])[-1]) if isinstance(v, dict) else int(v[-1])
-              for name, v in rec.effective_width.items()} if rec.effective_width else {}
+    widths = {name: int(v["width"][-1]) for name, v in rec.effective_width.items()
+              if len(v["width"])}
     sym = {f.param: (f.entries, f.total) for f in report.by_cause("symmetry")}
     ep = history.epoch
     res.numbers = {
@@ -193,11 +183,7 @@ def run_constant_init(x, y, steps, device="cpu", seed=0, progress=None, x_val=No
 
 def run_zero_kernel(x, y, steps, device="cpu", seed=0, progress=None):
     """Four-conv CNN with a zero middle kernel: only the last bias moves."""
-    exp = EXPERIMENTS["zero-kernel"]
-    res = CaseResult(exp.name, exp.title)
-    tn.manual_seed(seed)
-    model = exp.build().to(device)
-    opt = exp.optimizer(model.parameters())
+    exp, res, model, opt = _start("zero-kernel", device, seed)
     xb, yb = x[:exp.batch_size].reshape(-1, 1, 28, 28), y[:exp.batch_size]
     before = {n: p.numpy() for n, p in model.named_parameters()}
     trace = tn.diagnose.trace_step(model, xb, yb)
@@ -237,18 +223,15 @@ def run_zero_kernel(x, y, steps, device="cpu", seed=0, progress=None):
 
 def run_tiny_updates(x, y, steps, device="cpu", seed=0, progress=None):
     """normal(0, 1) CNN under Adam: the first conv moves, but too little to see."""
-    exp = EXPERIMENTS["tiny-updates"]
-    res = CaseResult(exp.name, exp.title)
     xs = x.reshape(-1, 1, 28, 28)
     ratios = {}
     reports = {}
     filters = {}
-    for label, kernel in (("normal(0, 1)", None), ("he_normal", init.he_normal)):
-        tn.manual_seed(seed)
-        model = exp.build() if kernel is None else first_conv_cnn(kernel_init=kernel,
-                                                                  bias_init=init.zeros)
-        model = model.to(device)
-        opt = exp.optimizer(model.parameters())
+    he_cnn = lambda: first_conv_cnn(kernel_init=init.he_normal, bias_init=init.zeros)  # noqa: E731
+    for label, build in (("normal(0, 1)", None), ("he_normal", he_cnn)):
+        exp, run_res, model, opt = _start("tiny-updates", device, seed, build)
+        if label == "normal(0, 1)":
+            res = run_res
         w0 = model[0].weight.numpy()
         loader = DataLoader(xs, y, batch_size=exp.batch_size, seed=seed, device=device)
         report = explain(model, loader, optimizer=opt, steps=steps, progress=progress,
