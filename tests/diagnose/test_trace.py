@@ -180,11 +180,11 @@ def test_zero_kernel_first_zero_is_the_relu_after_it(rng):
     fz = trace.first_zero
     assert isinstance(fz, FirstZero)
     assert trace.nodes[fz.node].name == "2:Conv2D"
-    assert (fz.op, fz.layer, fz.factor) == ("ReLU", "3", "relu'(0) = 0")
+    assert (fz.op, fz.layer, fz.cause, fz.factor) == ("ReLU", "3", "dead_unit", "relu'(0) = 0")
     assert trace.nodes[fz.op_node].name == "3:ReLU"
     assert fz.root == "2.weight"
     assert "exactly 0 in all" in fz.detail
-    assert any(a.startswith("zero weight") and "2.weight" in a for a in fz.also)
+    assert any(a.startswith("zero_weights") and "2.weight" in a for a in fz.also)
     assert fz.cut_off == ["0.weight", "0.bias", "2.weight", "2.bias"]
     # the earlier conv gets exactly zero gradient, as does everything after the zero conv
     # that multiplies its (zero) output; only the biases after it learn
@@ -193,10 +193,10 @@ def test_zero_kernel_first_zero_is_the_relu_after_it(rng):
     for name in ("4.bias", "6.bias"):
         assert trace.node(name).grad_nonzero == trace.node(name).size, name
     zp = trace.zero_params
-    assert zp["4.weight"].reasons == {"zero input": 144}
-    assert zp["6.weight"].reasons == {"zero input": 144 * 3}
-    assert zp["2.weight"].reasons == {"relu'(0) = 0 at the unit": 144}
-    assert zp["0.weight"].reasons == {"no gradient at the unit": 36}
+    assert zp["4.weight"].reasons == {"zero_input": 144}
+    assert zp["6.weight"].reasons == {"zero_input": 144 * 3}
+    assert zp["2.weight"].reasons == {"zero_weights": 144}
+    assert zp["0.weight"].reasons == {"blocked_downstream": 36}
     assert set(zp) == {"0.weight", "0.bias", "2.weight", "2.bias", "4.weight", "6.weight"}
     assert zp["4.weight"].all_zero and zp["4.weight"].mask.all()
 
@@ -209,7 +209,7 @@ def test_zero_kernel_story(rng):
     assert "because relu'(0) = 0" in text
     assert "The root: '2.weight'" in text
     assert "cannot learn: 0.weight, 0.bias, 2.weight, 2.bias" in text
-    assert "4.weight (4, 4, 3, 3): 144 of 144 entries exactly 0 (zero input: 144)" in text
+    assert "4.weight (4, 4, 3, 3): 144 of 144 entries exactly 0 (zero_input: 144)" in text
 
 
 def test_dead_relu_every_unit(rng):
@@ -217,11 +217,11 @@ def test_dead_relu_every_unit(rng):
     trace = trace_step(model, rng.random((5, 4)), rng.integers(0, 2, 5))
     fz = trace.first_zero
     assert trace.nodes[fz.node].name == "0:Dense"
-    assert (fz.op, fz.factor, fz.root) == ("ReLU", "relu'(0) = 0", None)
+    assert (fz.op, fz.cause, fz.factor, fz.root) == ("ReLU", "dead_unit", "relu'(z) = 0", None)
     assert "negative in all 15 entries (dead units)" in fz.detail
-    assert trace.zero_params["0.weight"].reasons == {"dead unit": 12}
+    assert trace.zero_params["0.weight"].reasons == {"dead_unit": 12}
     assert trace.zero_params["0.weight"].dead_units == [0, 1, 2]
-    assert trace.zero_params["2.weight"].reasons == {"zero input": 6}
+    assert trace.zero_params["2.weight"].reasons == {"zero_input": 6}
 
 
 def test_one_dead_unit_is_a_partial_zero(rng):
@@ -230,9 +230,9 @@ def test_one_dead_unit_is_a_partial_zero(rng):
     trace = trace_step(model, x, rng.integers(0, 2, 5))
     pz = trace.zero_params["0.weight"]
     assert pz.dead_units == [1] and pz.silent_units == [1]
-    assert pz.reasons == {"dead unit": 4}
+    assert pz.reasons == {"dead_unit": 4}
     np.testing.assert_array_equal(pz.mask, np.arange(3)[None, :].repeat(4, 0) == 1)
-    assert trace.zero_params["0.bias"].reasons == {"dead unit": 1}
+    assert trace.zero_params["0.bias"].reasons == {"dead_unit": 1}
     assert trace.zero_params["2.weight"].zero_inputs == [1]     # unit 1's output is 0
     assert trace.first_zero is None or trace.first_zero.factor != "relu'(0) = 0"
 
@@ -243,11 +243,12 @@ def test_zero_input_x(rng):
     trace = trace_step(model, np.zeros((5, 4)), rng.integers(0, 2, 5))
     fz = trace.first_zero
     assert trace.nodes[fz.node].name == "0.weight"
-    assert (fz.op, fz.layer, fz.factor, fz.root) == ("Dense", "0", "zero input", "input x")
-    assert trace.zero_params["0.weight"].reasons == {"zero input": 12}
+    assert (fz.op, fz.layer, fz.cause, fz.factor, fz.root) == ("Dense", "0", "zero_input", "x = 0",
+                                                            "input x")
+    assert trace.zero_params["0.weight"].reasons == {"zero_input": 12}
     assert trace.zero_params["0.weight"].zero_inputs == [0, 1, 2, 3]
     assert "0.bias" not in trace.zero_params
-    assert "because zero input" in " ".join(str(trace).split())
+    assert "because x = 0 (zero_input)" in " ".join(str(trace).split())
 
 
 def test_zero_input_columns_give_exactly_those_rows(rng):
@@ -258,7 +259,7 @@ def test_zero_input_columns_give_exactly_those_rows(rng):
     x[:, [1, 3]] = 0
     trace = trace_step(model, x, rng.integers(0, 2, 6))
     pz = trace.zero_params["0.weight"]
-    assert pz.zero_inputs == [1, 3] and pz.reasons == {"zero input": 6}
+    assert pz.zero_inputs == [1, 3] and pz.reasons == {"zero_input": 6}
     np.testing.assert_array_equal(pz.mask.any(axis=1), [False, True, False, True])
     assert trace.first_zero is None
     assert "rows whose input was 0 on every sample of this batch: 1, 3" in str(trace)
@@ -282,7 +283,7 @@ def test_conv_taps_with_zero_input(rng):
     trace = trace_step(model, x3, np.array([0, 1, 0]))
     pz = trace.zero_params["0.weight"]
     assert pz.zero_inputs == [(0, 0, 2), (0, 1, 2), (0, 2, 2)]
-    assert pz.reasons == {"zero input": 6}
+    assert pz.reasons == {"zero_input": 6}
 
 
 def test_to_dict_is_json(rng):
@@ -290,7 +291,7 @@ def test_to_dict_is_json(rng):
     d = json.loads(json.dumps(trace.to_dict()))
     assert d["first_zero"]["factor"] == "relu'(0) = 0"
     assert d["nodes"][0]["name"] == "x" and d["nodes"][0]["shape"] == [5, 1, 6, 6]
-    assert d["zero_params"]["4.weight"]["reasons"] == {"zero input": 144}
+    assert d["zero_params"]["4.weight"]["reasons"] == {"zero_input": 144}
     assert any(e["zero"] for e in d["edges"])
 
 
@@ -320,7 +321,7 @@ def test_strict_device_zero_kernel(strict_device, rng):
     assert trace.device == "cuda"
     fz = trace.first_zero
     assert (fz.op, fz.layer, fz.factor, fz.root) == ("ReLU", "3", "relu'(0) = 0", "2.weight")
-    assert trace.zero_params["4.weight"].reasons == {"zero input": 144}
+    assert trace.zero_params["4.weight"].reasons == {"zero_input": 144}
     assert isinstance(trace.zero_params["4.weight"].mask, np.ndarray)
     for k, p in params.items():
         assert p.grad is None and p.device == "cuda"
@@ -336,4 +337,4 @@ def test_strict_device_partial_zeros(strict_device, rng):
     trace = trace_step(model, x, rng.integers(0, 2, 5))
     pz = trace.zero_params["0.weight"]
     assert pz.zero_inputs == [2] and pz.dead_units == [1]
-    assert pz.reasons == {"zero input": 3, "dead unit": 3}
+    assert pz.reasons == {"zero_input": 3, "dead_unit": 3}
