@@ -136,3 +136,63 @@ def test_repr_counts_zero_edges():
     g = graph_mod.GradientGraph(zero_kernel_trace())
     n = sum(e.zero for e in g.trace.edges)
     assert re.search(rf"{n} exactly zero", repr(g))
+
+
+# --------------------------------------------------------------------------
+# readable at notebook width; the title says what the boxes say
+# --------------------------------------------------------------------------
+def _png_size(fig):
+    import io
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", bbox_inches="tight")        # the default dpi, as Jupyter
+    from PIL import Image
+    return Image.open(io.BytesIO(buf.getvalue())).size
+
+
+def test_a_deep_network_wraps_to_notebook_width():
+    """The seed-004 zero-kernel CNN (14 ops) used to be a 3,800-pixel-wide strip; it is
+    stacked in bands now, at most 1,000 pixels wide at the default dpi."""
+    from tinynet.experiments import zero_kernel_cnn
+    tn.manual_seed(0)
+    rng = np.random.default_rng(0)
+    trace = trace_step(zero_kernel_cnn(), rng.random((2, 1, 28, 28)).astype(np.float32),
+                       np.array([3, 7]))
+    assert len(trace.ops) >= 12
+    fig = trace.draw()
+    width, height = _png_size(fig)
+    assert width <= 1000 and height > width // 2, (width, height)
+    bands = sorted({round(y, 6) for n in trace.nodes if n.kind == "op"
+                    for y in [graph_mod._layout(trace)[0][n.index][1]]})
+    assert len(bands) >= 3                                        # really stacked
+    # every zero edge is still drawn and labelled 0, across the bands too
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    assert texts.count("0") == sum(e.zero for e in trace.edges)
+
+
+def test_title_agrees_with_the_boxes_when_some_entries_are_zero():
+    """Lesson 00's 2-2-1 net: no edge is all zero, but unit 1 is dead, so half of the
+    first weight's gradient entries are exactly 0 -- the title must say so, as the boxes do."""
+    x = np.array([[1.0, 2.0]], np.float32)
+    model = nn.Sequential(
+        nn.Dense(2, 2, kernel_init=np.array([[0.5, -1.0], [0.25, 0.5]]),
+                 bias_init=np.array([0.0, -0.5])), nn.ReLU(),
+        nn.Dense(2, 1, kernel_init=np.array([[1.5], [-2.0]]), bias_init=np.array([0.25])))
+    trace = trace_step(model, x, np.array([[1.0]], np.float32),
+                       loss_fn=lambda out, y: ((out - y) ** 2).mean())
+    assert trace.first_zero is None
+    fig = trace.draw()
+    title = fig._suptitle.get_text()
+    boxes = [t.get_text() for t in fig.axes[0].texts]
+    assert "no gradient entry is exactly 0" not in title
+    for name in ("0.weight", "0.bias", "2.weight"):
+        assert f"{name} (50%)" in title
+        assert any(b.startswith(name) and "50% exactly 0" in b for b in boxes)
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert "some entries exactly 0" in labels and "exactly 0" not in labels   # no zero edge
+
+
+def test_title_when_nothing_is_zero():
+    fig = scalar_trace().draw()
+    assert "no gradient entry is exactly 0" in fig._suptitle.get_text()
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert labels == ["gradient flowing back (its value)", "no gradient needed"]

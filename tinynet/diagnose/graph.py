@@ -8,7 +8,10 @@
     trace.draw()        # a matplotlib Figure of the same graph (needs no Graphviz)
 
 Forward runs left to right: the input, then one column per op in the order
-the ops ran, each op's parameters above it.  Arrows point the way the
+the ops ran, each op's parameters above it.  A long network wraps like a line
+of text: bands of ``MAX_COLUMNS`` ops stacked top to bottom (about 9 inches
+wide, so it fits a notebook), the arrow from one band to the next routed
+around the margin.  Arrows point the way the
 gradient flows -- from an op back to each of its inputs -- and are labelled
 with the norm of that gradient (its value, for a graph of single numbers).
 An arrow whose gradient is exactly 0 is red, dashed and labelled "0"; a
@@ -28,6 +31,7 @@ _PARTIAL = ("#fff3e0", "#ef6c00")
 _ZERO = ("#fde2e1", "#c0392b")
 _PLAIN = ("#f2f2f2", "#8a8a8a")
 _RED, _DARK, _GREY = "#c0392b", "#333333", "#9a9a9a"
+_edge_style_live = (_DARK, "-", 1.1)
 
 
 # --------------------------------------------------------------------------
@@ -80,13 +84,23 @@ def _edge_label(e):
 
 
 def _title(trace):
+    """Two lines: the step, and what became of its gradient -- read off the same node
+    numbers that the boxes print, so the title cannot contradict them."""
+    head = f"Gradient flow of one step (loss {trace.loss:.4g})"
     fz = trace.first_zero
-    if fz is None:
-        return f"Gradient flow of one step (loss {trace.loss:.4g}): no gradient is exactly 0"
-    at = fz.op if fz.layer is None else f"{fz.layer or 'model'}:{fz.op}"
-    return (f"Gradient flow of one step (loss {trace.loss:.4g}): the gradient becomes 0 at "
-            f"{at} ({fz.factor}); nothing reaches {trace.nodes[fz.node].name} or what is "
-            f"before it")
+    if fz is not None:
+        at = fz.op if fz.layer is None else f"{fz.layer or 'model'}:{fz.op}"
+        return (f"{head}: the gradient becomes 0 at {at} ({fz.factor})\n"
+                f"nothing reaches {trace.nodes[fz.node].name} or what is before it")
+    partial = [n for n in trace.nodes if n.kind in ("param", "leaf") and n.grad_zero_frac]
+    if not partial:
+        if any(n.grad_zero_frac for n in trace.nodes):
+            return f"{head}\nevery entry of every parameter gets a nonzero gradient"
+        return f"{head}\nno gradient entry is exactly 0"
+    shown = ", ".join(f"{n.name} ({100 * n.grad_zero_frac:.0f}%)" for n in partial[:4])
+    more = f" and {len(partial) - 4} more" if len(partial) > 4 else ""
+    return (f"{head}: the gradient reaches every parameter, but some entries are\n"
+            f"exactly 0 in {shown}{more}")
 
 
 # --------------------------------------------------------------------------
@@ -233,11 +247,17 @@ def graph(trace):
 _CX, _CY = 2.3, 1.3           # between op columns / rows of parameters
 _PAIR = 0.6                   # half the distance between two parameters side by side
 _RAD = -0.2                   # curvature of arrows that skip columns (negative: below the row)
+#: op columns per band: a long network is stacked in bands, read like lines of text,
+#: so that the picture stays about 9 inches wide -- 100 % of a notebook's width
+MAX_COLUMNS = 4
 
 
-def _layout(trace):
-    """{node index: (x, y)}: ops on row 0 in forward order, the inputs in column 0,
-    every other leaf above the first op that reads it (two per row, side by side)."""
+def _layout(trace, max_columns=MAX_COLUMNS):
+    """({node index: (x, y)}, columns per band, [y of each band's op row], band per node).
+
+    Ops sit on the row of their band in forward order (the input x first), bands of
+    ``max_columns`` stacked top to bottom; every other leaf sits above the first op
+    that reads it (two per row, side by side)."""
     nodes = trace.nodes
     first_use = {}
     for n in nodes:
@@ -247,33 +267,45 @@ def _layout(trace):
     # the model's x in column 0; other inputs (the targets y) above the op that reads them
     inputs = [n for n in nodes if n.kind == "input" and n.name == "x"] or \
         [n for n in nodes if n.kind == "input"][:1]
+    column = {n.index: 0 for n in inputs}
     col = 1 if inputs else 0
-    column = {}
     for n in nodes:
         if n.kind == "op":
             column[n.index] = col
             col += 1
-    pos = {n.index: (0.0, -k * _CY) for k, n in enumerate(inputs)}
+    ncols = max(min(col, max_columns), 1)
     leaves = {}
     for n in nodes:
-        if n.kind == "op":
-            pos[n.index] = (column[n.index] * _CX, 0.0)
-        elif n.index not in pos:
+        if n.index not in column:
             leaves.setdefault(column.get(first_use.get(n.index), 0), []).append(n.index)
-    rows = 0
+    nbands = (max(col, 1) + ncols - 1) // ncols
+    rows = [0] * nbands                         # rows of leaves above each band
+    for c, members in leaves.items():
+        rows[c // ncols] = max(rows[c // ncols], (len(members) + 1) // 2)
+    below = 0.95 if trace.first_zero is not None else 0.55     # the "▲" note / arcs
+    band_y, y = [], 0.0
+    for b in range(nbands):
+        if b:
+            y -= below + 0.35 + rows[b] * _CY + 0.65
+        band_y.append(y)
+    pos, band = {}, {}
+    for i, c in column.items():
+        band[i] = c // ncols
+        pos[i] = ((c % ncols) * _CX, band_y[band[i]])
     for c, members in leaves.items():
         for k, i in enumerate(members):
             row, slot = divmod(k, 2)
             in_row = min(2, len(members) - 2 * row)
             dx = 0.0 if in_row == 1 else (-_PAIR if slot == 0 else _PAIR)
-            pos[i] = (c * _CX + dx, (row + 1) * _CY)
-            rows = max(rows, row + 1)
-    return pos, max(col, 1), rows, len(inputs)
+            band[i] = c // ncols
+            pos[i] = ((c % ncols) * _CX + dx, band_y[band[i]] + (row + 1) * _CY)
+    return pos, ncols, band_y, rows, below, band
 
 
 def _skips(pos, e):
+    """An arrow between two ops of one band that are not neighbours: arc below the row."""
     (x1, y1), (x2, y2) = pos[e.src], pos[e.dst]
-    return y1 == y2 == 0.0 and abs(x1 - x2) > _CX * 1.01
+    return y1 == y2 and abs(x1 - x2) > _CX * 1.01
 
 
 def _boundary(box, toward):
@@ -289,9 +321,14 @@ def _boundary(box, toward):
 
 
 def _text_boxes(fig, ax, texts, pad):
-    """{index: (x0, y0, x1, y1)} of each node's box in data units, measured by rendering."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    renderer = FigureCanvasAgg(fig).get_renderer()
+    """{index: (x0, y0, x1, y1)} of each node's box in data units, measured by rendering.
+
+    With a renderer of its own: ``FigureCanvasAgg(fig)`` would replace the canvas that
+    pyplot gave the figure, and ``plt.show()`` would then have nothing to show.
+    """
+    from matplotlib.backends.backend_agg import RendererAgg
+    w, h = fig.get_size_inches()
+    renderer = RendererAgg(int(w * fig.dpi), int(h * fig.dpi), fig.dpi)
     inv = ax.transData.inverted()
     boxes = {}
     for i, t in texts.items():
@@ -299,6 +336,37 @@ def _text_boxes(fig, ax, texts, pad):
         (x0, y0), (x1, y1) = inv.transform([[bb.x0, bb.y0], [bb.x1, bb.y1]])
         boxes[i] = (x0 - pad, y0 - pad, x1 + pad, y1 + pad)
     return boxes
+
+
+def _edge_style(e):
+    """(color, line style, width): grey dotted = no gradient needed, red dashed = exactly 0."""
+    if e.grad_norm is None:
+        return _GREY, ":", 1.0
+    if e.zero:
+        return _RED, "--", 1.8
+    return _DARK, "-", 1.1
+
+
+def _edge_text(ax, x, y, e, label):
+    ax.text(x, y, label, ha="center", va="center", fontsize=7.5, zorder=5,
+            color=_RED if e.zero else _DARK, fontweight="bold" if e.zero else "normal",
+            bbox=dict(boxstyle="round,pad=0.12", fc="white", ec="none", alpha=0.85))
+
+
+def _between_bands(ax, e, src, dst, lane, x_left, x_right):
+    """An arrow from an op at the start of a band back to an op of the band above, routed
+    like a line break: out to the left margin, up to the lane between the bands, across,
+    and down the right margin into the op -- never through other boxes."""
+    color, ls, lw = _edge_style(e)
+    ys, yd = (src[1] + src[3]) / 2, (dst[1] + dst[3]) / 2
+    pts = [(src[0], ys), (x_left, ys), (x_left, lane), (x_right, lane), (x_right, yd)]
+    ax.plot(*zip(*pts), color=color, ls=ls, lw=lw, zorder=2, solid_capstyle="butt")
+    ax.annotate("", xy=(dst[2], yd), xytext=(x_right, yd), zorder=2,
+                arrowprops=dict(arrowstyle="-|>", color=color, ls=ls, lw=lw, shrinkA=0,
+                                shrinkB=1, mutation_scale=11))
+    label = _edge_label(e)
+    if label:
+        _edge_text(ax, (x_left + x_right) / 2, lane, e, label)
 
 
 def draw(trace, title=True):
@@ -309,17 +377,18 @@ def draw(trace, title=True):
     dashed arrows carry exactly 0; grey dotted lines need no gradient.
     """
     from tinynet.plot import new_figure
-    pos, ncols, nrows, ninputs = _layout(trace)
+    pos, ncols, band_y, rows, below, band = _layout(trace)
     depth = max([0.5 * abs(_RAD) * abs(pos[e.src][0] - pos[e.dst][0]) for e in trace.edges
                  if _skips(pos, e)], default=0.0)
-    below = 0.95 if trace.first_zero is not None else 0.55     # room for the "▲" note
-    lo = -max(ninputs - 1, 0) * _CY - max(below, depth + 0.55)
-    hi = nrows * _CY + 0.65
+    lo = band_y[-1] - max(below, depth + 0.55)
+    hi = rows[0] * _CY + 0.65
     left, right = -_CX / 2, (ncols - 1) * _CX + _CX / 2
+    if len(band_y) > 1:                         # lanes for the arrows between bands
+        left, right = left - 0.3, right + 0.3
     if right - left < 5.5:                      # room for the legend under tiny graphs
         extra = (5.5 - (right - left)) / 2
         left, right = left - extra, right + extra
-    top_in, bottom_in = (0.55 if title else 0.1), 0.45       # title / legend margins
+    top_in, bottom_in = (0.75 if title else 0.1), 0.45       # title / legend margins
     width, height = right - left, hi - lo
     total = height + top_in + bottom_in
     fig = new_figure(figsize=(width, total))   # 1 data unit = 1 inch on both axes
@@ -350,6 +419,10 @@ def draw(trace, title=True):
     for e in trace.edges:
         src, dst = boxes[e.src], boxes[e.dst]
         skip = _skips(pos, e)
+        if band[e.src] != band[e.dst]:
+            _between_bands(ax, e, src, dst, band_y[band[e.dst]] - below - 0.3,
+                           left + 0.15, right - 0.15)
+            continue
         if skip:                  # leave and enter through the bottom, arc below the row
             a = ((src[0] + src[2]) / 2, src[1])
             b = ((dst[0] + dst[2]) / 2, dst[1])
@@ -358,12 +431,7 @@ def draw(trace, title=True):
             a = _boundary(src, pos[e.dst])
             b = _boundary(dst, pos[e.src])
             rad = 0.0
-        if e.grad_norm is None:
-            color, ls, lw = _GREY, ":", 1.0
-        elif e.zero:
-            color, ls, lw = _RED, "--", 1.8
-        else:
-            color, ls, lw = _DARK, "-", 1.1
+        color, ls, lw = _edge_style(e)
         ax.annotate("", xy=b, xytext=a, zorder=2,
                     arrowprops=dict(arrowstyle="-|>", color=color, ls=ls, lw=lw,
                                     shrinkA=1, shrinkB=1, mutation_scale=11,
@@ -375,18 +443,32 @@ def draw(trace, title=True):
             my = (a[1] + b[1]) / 2 - 0.5 * rad * (b[0] - a[0])
             if abs(a[1] - b[1]) < 1e-6 and not skip:
                 my += 0.13                     # above a horizontal arrow, not on it
-            ax.text(mx, my, label, ha="center", va="center", fontsize=7.5, zorder=5,
-                    color=_RED if e.zero else _DARK,
-                    fontweight="bold" if e.zero else "normal",
-                    bbox=dict(boxstyle="round,pad=0.12", fc="white", ec="none", alpha=0.85))
+            _edge_text(ax, mx, my, e, label)
 
     if title:
         fig.suptitle(_title(trace), fontsize=10, y=1 - 0.12 / total, va="top")
-    handles = [Line2D([], [], color=_DARK, lw=1.1, label="gradient flowing back (its norm)"),
-               Line2D([], [], color=_RED, lw=1.8, ls="--", label="exactly 0"),
-               Line2D([], [], color=_GREY, lw=1.0, ls=":", label="no gradient needed")]
-    fig.legend(handles=handles, loc="lower center", ncol=3, fontsize=8, frameon=False)
+    fig.legend(handles=_legend(trace), loc="lower center", ncol=4, fontsize=8,
+               frameon=False)
     return fig
+
+
+def _legend(trace):
+    """Legend entries for what this picture draws, and nothing else."""
+    from matplotlib.patches import Patch
+    kinds = {_edge_style(e) for e in trace.edges}
+    handles = []
+    if _edge_style_live in kinds:
+        handles.append(Line2D([], [], color=_DARK, lw=1.1, label="gradient flowing back "
+                              "(its norm)" if any(e.grad_value is None for e in trace.edges
+                                                   if e.grad_norm is not None)
+                              else "gradient flowing back (its value)"))
+    if (_RED, "--", 1.8) in kinds:
+        handles.append(Line2D([], [], color=_RED, lw=1.8, ls="--", label="exactly 0"))
+    if (_GREY, ":", 1.0) in kinds:
+        handles.append(Line2D([], [], color=_GREY, lw=1.0, ls=":", label="no gradient needed"))
+    if any(_node_colors(n) is _PARTIAL for n in trace.nodes):
+        handles.append(Patch(fc=_PARTIAL[0], ec=_PARTIAL[1], label="some entries exactly 0"))
+    return handles
 
 
 __all__ = ["to_dot", "graph", "draw", "GradientGraph", "graphviz_available"]
