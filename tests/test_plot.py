@@ -259,3 +259,107 @@ def test_figures_render_inline_without_pyplot(rng):
     os.makedirs(out, exist_ok=True)
     subprocess.run([sys.executable, "-c", code, os.path.join(out, "nopyplot.png")],
                    check=True, env=dict(os.environ, MPLBACKEND="Agg"))
+
+
+# --------------------------------------------------------------------------
+# showing: scripts (plt.show / fig.show), notebooks, and no leak under Agg
+# --------------------------------------------------------------------------
+RECORDING_BACKEND = '''
+"""A window backend that records what it shows instead of opening windows."""
+from matplotlib.backend_bases import FigureManagerBase, _Backend
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+
+class FigureManagerRecording(FigureManagerBase):
+    def show(self):
+        fig = self.canvas.figure
+        title = fig._suptitle.get_text().splitlines()[0] if fig._suptitle else fig.axes[0].get_title()
+        print("SHOWN:", type(fig).__name__, title, flush=True)
+
+
+class FigureCanvasRecording(FigureCanvasAgg):
+    manager_class = FigureManagerRecording
+
+
+@_Backend.export
+class _BackendRecording(_Backend):
+    FigureCanvas = FigureCanvasRecording
+    FigureManager = FigureManagerRecording
+
+    @staticmethod
+    def mainloop():
+        pass
+'''
+
+SCRIPT = '''
+import sys
+import numpy as np
+import tinynet as tn
+from tinynet import nn, plot
+{imports}
+tn.manual_seed(0)
+model = nn.Sequential(nn.Dense(3, 2))
+trace = tn.diagnose.trace_step(model, np.ones((2, 3), np.float32), np.array([0, 1]))
+fig = trace.draw()
+{show}
+'''
+
+
+def run_script(tmp_path, imports, show, backend="module://recording_backend"):
+    (tmp_path / "recording_backend.py").write_text(RECORDING_BACKEND)
+    script = tmp_path / "script.py"
+    script.write_text(SCRIPT.format(imports=imports, show=show))
+    root = os.path.join(os.path.dirname(__file__), "..")
+    env = dict(os.environ, MPLBACKEND=backend,
+               PYTHONPATH=os.pathsep.join([str(tmp_path), os.path.abspath(root)]))
+    done = subprocess.run([sys.executable, str(script)], env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_plt_show_in_a_script_shows_trace_draw(tmp_path):
+    """README: ``tn.diagnose.trace_step(...).draw()`` then ``plt.show()`` shows the graph:
+    the figure is managed by pyplot (a canvas manager, a figure number)."""
+    out = run_script(tmp_path, "import matplotlib.pyplot as plt",
+                     "assert fig.canvas.manager is not None and plt.fignum_exists(fig.number)\n"
+                     "plt.show()")
+    assert "SHOWN: InlineFigure Gradient flow of one step" in out
+
+
+def test_fig_show_in_a_script_without_pyplot(tmp_path):
+    out = run_script(tmp_path, "", "assert 'matplotlib.pyplot' not in sys.modules\n"
+                                   "assert fig.canvas.manager is None\nfig.show()")
+    assert "SHOWN: InlineFigure Gradient flow of one step" in out
+
+
+def test_every_plot_function_is_shown_by_plt_show(tmp_path):
+    out = run_script(tmp_path, "import matplotlib.pyplot as plt",
+                     "plot.weight_rows(np.zeros((2, 3)), np.ones((2, 3)))\n"
+                     "plot.effective_width({'1': [3, 2, 1]})\n"
+                     "print('open:', len(plt.get_fignums()))\nplt.show()")
+    assert "open: 3" in out and out.count("SHOWN:") == 3
+
+
+def test_under_agg_figures_are_not_held_by_pyplot():
+    """Headless (CI, the CLI): no figure joins pyplot's global list, so none leaks; and
+    fig.show() says how to save instead of failing."""
+    import matplotlib
+    import matplotlib.pyplot as plt
+    if matplotlib.get_backend().lower() != "agg":
+        pytest.skip(f"this test is about the Agg backend; this run uses {matplotlib.get_backend()}")
+    before = plt.get_fignums()
+    figs = [plot.weight_rows(np.zeros((2, 3)), np.ones((2, 3))) for _ in range(25)]
+    assert plt.get_fignums() == before and all(f.canvas.manager is None for f in figs)
+    with pytest.warns(UserWarning, match="tinynet.plot.save"):
+        figs[0].show()
+
+
+def test_in_a_notebook_the_figure_is_shown_once_as_the_cell_value(tmp_path):
+    """Under Jupyter's inline backend pyplot must not hold the figure (it would show it a
+    second time when the cell ends, and keep it alive); the cell's value shows it."""
+    out = run_script(tmp_path, "import matplotlib.pyplot as plt",
+                     "assert fig.canvas.manager is None and plt.get_fignums() == []\n"
+                     "assert fig._repr_png_()[:4] == b'\\x89PNG'\nprint('inline ok')",
+                     backend="module://matplotlib_inline.backend_inline")
+    assert "inline ok" in out

@@ -9,11 +9,16 @@
     fig = plot.training_curves(history)
     plot.save(fig, "out/frozen.png")                     # atomic: temp file + rename
 
-No pyplot: the figures are ``matplotlib.figure.Figure`` objects built
-directly, so they work without a display (headless CI, a server) and are not
-kept alive by pyplot's global list of open figures -- drawing one per epoch
-does not leak.  They still show themselves inline in Jupyter (they have a
-``_repr_png_``).
+Every figure shows itself where you are, and none leaks:
+
+- in Jupyter (the inline backend) it displays as the cell's value, once (it has a
+  ``_repr_png_``); pyplot does not hold it, so drawing one per epoch does not leak;
+- in a script with a window backend, after ``import matplotlib.pyplot as plt``, it is
+  a pyplot figure: ``plt.show()`` and ``fig.show()`` show it, ``plt.close(fig)`` ends it;
+- ``fig.show()`` also works when pyplot was never imported (it hands the figure to
+  pyplot then);
+- headless (the Agg backend: CI, a server, ``tinynet explain``) it is a plain Figure
+  that you save with :func:`save`; pyplot is not even imported.
 
 Arrays may be numpy arrays, tinynet Tensors or device (CuPy) arrays: they are
 copied to the host once, explicitly.
@@ -48,16 +53,87 @@ FROZEN_CAUSES = ("zero_input", "dead_unit", "blocked_downstream", "zero_weights"
 
 
 class InlineFigure(Figure):
-    """A Figure that Jupyter displays inline even when pyplot was never imported."""
+    """A Figure that Jupyter displays inline even when pyplot was never imported, and
+    whose ``show()`` works everywhere (see the module docstring)."""
 
     def _repr_png_(self):
         buf = io.BytesIO()
         self.savefig(buf, format="png", bbox_inches="tight")
         return buf.getvalue()
 
+    def show(self, warn=True):
+        """Show the figure: a window in a script (handed to pyplot if it is not managed
+        yet), the picture in a notebook; on a backend without a display (Agg), a warning
+        that says how to save it instead."""
+        if self.canvas.manager is None:
+            backend = _backend_name()
+            if _displays_inline(backend):
+                from IPython.display import display
+                display(self)
+                return
+            if backend in _NO_DISPLAY:
+                if warn:
+                    import warnings
+                    warnings.warn(f"matplotlib is using the {backend!r} backend, which has "
+                                  f"no display, so the figure cannot be shown; save it with "
+                                  f"tinynet.plot.save(fig, 'figure.png')", UserWarning,
+                                  stacklevel=2)
+                return
+            _adopt(self)
+        super().show(warn=warn)
+        import matplotlib
+        if not matplotlib.is_interactive():
+            import matplotlib.pyplot as plt
+            plt.show()               # a script: keep the window open until it is closed
+
+
+#: backends that cannot show anything; and the notebook ones, where a figure is shown
+#: as the value of its cell (pyplot would show it a second time at the end of the cell)
+_NO_DISPLAY = ("agg", "cairo", "pdf", "pgf", "ps", "svg", "template")
+_NOTEBOOK = ("inline", "ipympl", "widget", "nbagg")
+
+
+def _backend_name(resolve=True):
+    """The backend's name in lower case; None when none is chosen yet and ``resolve``
+    is False (choosing one means importing pyplot)."""
+    import matplotlib
+    name = matplotlib.rcParams._get_backend_or_none()
+    if name is None:
+        if not resolve:
+            return None
+        name = matplotlib.get_backend()
+    return name.lower()
+
+
+def _displays_inline(backend):
+    return any(k in backend for k in _NOTEBOOK)
+
+
+def _pyplot_shows():
+    """True in a script that imported pyplot with a window backend: hand it the figure."""
+    import sys
+    if "matplotlib.pyplot" not in sys.modules:
+        return False
+    backend = _backend_name()
+    return backend not in _NO_DISPLAY and not _displays_inline(backend)
+
+
+def _adopt(fig):
+    """Make pyplot manage ``fig`` (a window of the current backend, a figure number)."""
+    import matplotlib.pyplot as plt
+    from matplotlib._pylab_helpers import Gcf
+    num = max(plt.get_fignums(), default=0) + 1
+    manager = plt._get_backend_mod().new_figure_manager_given_figure(num, fig)
+    Gcf._set_new_active_manager(manager)
+    return manager
+
 
 def new_figure(figsize=(6.4, 4.8), **kwargs):
-    """An :class:`InlineFigure` (no pyplot, no global state)."""
+    """An :class:`InlineFigure`; a pyplot figure when a script showing windows imported
+    pyplot (so that ``plt.show()`` shows it), else one that pyplot does not hold."""
+    if _pyplot_shows():
+        import matplotlib.pyplot as plt
+        return plt.figure(figsize=figsize, FigureClass=InlineFigure, **kwargs)
     return InlineFigure(figsize=figsize, **kwargs)
 
 
