@@ -363,3 +363,94 @@ def test_in_a_notebook_the_figure_is_shown_once_as_the_cell_value(tmp_path):
                      "assert fig._repr_png_()[:4] == b'\\x89PNG'\nprint('inline ok')",
                      backend="module://matplotlib_inline.backend_inline")
     assert "inline ok" in out
+
+
+# --------------------------------------------------------------------------
+# figures a student reads at a glance
+# --------------------------------------------------------------------------
+def _rgb(c):
+    from matplotlib.colors import to_rgb
+    return tuple(round(v, 4) for v in to_rgb(c))
+
+
+def _panel_colors(ax):
+    """{value shown: colour} of the panel's image (its ListedColormap)."""
+    im = ax.images[0]
+    cmap = im.get_cmap()
+    return [_rgb(cmap(i)) for i in range(cmap.N)]
+
+
+def test_frozen_map_one_colour_one_meaning(rng):
+    """Red means 'frozen row' and blue 'always-zero pixel' wherever they appear; the two
+    disagreements get other colours, and every legend describes its own panel's colours."""
+    changed, zero = planted(rng)
+    changed[np.flatnonzero(zero)[:2]] = True            # zero pixel, row moved: 2
+    changed[np.flatnonzero(~zero)[:5]] = False          # frozen, pixel used: 5
+    fig = plot.frozen_map(changed, zero)
+    frozen_col, zero_col = _panel_colors(fig.axes[0])[1], _panel_colors(fig.axes[1])[1]
+    diff_cols = _panel_colors(fig.axes[2])[1:]
+    assert frozen_col != zero_col and not set(diff_cols) & {frozen_col, zero_col}
+    legends = []
+    for ax in fig.axes:
+        leg = ax.get_legend()
+        legends.append({t.get_text(): _rgb(p.get_facecolor())
+                        for t, p in zip(leg.get_texts(), leg.get_patches())})
+    assert legends[0] == {"row never changed (frozen)": frozen_col}
+    assert legends[1] == {"pixel 0 in every sample": zero_col}
+    assert legends[2] == {"frozen, pixel not always 0: 5": diff_cols[0],
+                          "pixel always 0, row moved: 2": diff_cols[1]}
+    # the picture holds exactly those counts in those colours
+    diff = np.asarray(fig.axes[2].images[0].get_array())
+    assert (diff == 1).sum() == 5 and (diff == 2).sum() == 2
+
+
+def blow_up_history():
+    """The constant-init run's shape: a spike to 3e8, then a plateau at ln 10."""
+    from tinynet.train import History
+    h = History()
+    plateau = list(np.log(10) + 1e-5 * np.arange(40))
+    h.batch["loss"] += [2.30, 2.1, 3e8, 4e5, 50.0] + plateau
+    h.batch["acc"] += [0.1] * 45
+    return h
+
+
+def test_training_curves_keep_the_plateau_readable_after_a_blow_up():
+    fig = plot.training_curves(blow_up_history(), chance=10)
+    loss_ax, tail_ax, acc_ax = fig.axes
+    assert loss_ax.get_yscale() == "log" and tail_ax.get_yscale() == "linear"
+    lo, hi = tail_ax.get_ylim()
+    assert lo < np.log(10) < hi and hi - lo < 0.01        # the plateau fills the panel
+    assert tail_ax.get_xlim()[0] == 6                     # from the step after the spike
+    lines = [l for l in loss_ax.lines if list(l.get_ydata()) == [np.log(10)] * 2]
+    assert len(lines) == 1 and lines[0].get_label().startswith("ln 10 = 2.303")
+    assert [l.get_ydata()[0] for l in acc_ax.lines if l.get_label().startswith("1/10")] == [0.1]
+    for ax in fig.axes:
+        assert ax.get_xlabel() == "step" and ax.get_ylabel() in ("loss", "accuracy")
+    # without a spike: linear, two panels, no reference line unless asked
+    from tinynet.train import History
+    h = History()
+    h.batch["loss"] += [2.3, 1.5, 1.0]
+    fig = plot.training_curves(h)
+    assert len(fig.axes) == 2 and fig.axes[0].get_yscale() == "linear"
+    assert all(not l.get_label().startswith("ln") for l in fig.axes[0].lines)
+    assert plot.training_curves(h, log_loss=True).axes[0].get_yscale() == "log"
+
+
+def test_update_ratios_every_parameter_looks_different_and_the_legend_is_outside():
+    steps = np.arange(5)
+    names = [f"{k}.{kind}" for k in range(12) for kind in ("weight", "bias")] + ["odd.a",
+                                                                                  "odd.b"]
+    hist = {n: {"step": steps, "update_ratio": np.full(5, 1e-3 * (i + 1))}
+            for i, n in enumerate(names)}
+    fig = plot.update_ratios(hist)
+    ax = fig.axes[0]
+    curves = [l for l in ax.lines if l.get_label() in names]
+    looks = {(_rgb(l.get_color()), str(l.get_linestyle()), str(l.get_marker()))
+             for l in curves}
+    assert len(curves) == len(names) == len(looks)
+    # the legend sits right of the axes, off the data and off the 1e-3 rule
+    from matplotlib.backends.backend_agg import RendererAgg
+    w, h = fig.get_size_inches()
+    r = RendererAgg(int(w * fig.dpi), int(h * fig.dpi), fig.dpi)
+    fig.draw(r)
+    assert ax.get_legend().get_window_extent(r).x0 >= ax.get_window_extent(r).x1

@@ -184,37 +184,50 @@ def frozen_map(changed, zero_pixel_mask=None, image_shape=(28, 28), param=None):
     if zero_pixel_mask is not None:
         zero = _zero_pixels(zero_pixel_mask, p, image_shape)
     n_panels = 1 if zero is None else 3
-    fig = new_figure(figsize=(3.6 * n_panels, 4.0), layout="constrained")
+    fig = new_figure(figsize=(3.2 * n_panels, 4.0), layout="constrained")
     axes = [fig.add_subplot(1, n_panels, i + 1) for i in range(n_panels)]
-    two = ListedColormap(["#f4f4f4", "#b2182b"])
-    axes[0].imshow(frozen.reshape(image_shape), cmap=two, vmin=0, vmax=1,
-                   interpolation="nearest")
+    # one colour, one meaning: red = a frozen row, blue = an always-zero pixel (panels 1
+    # and 2); the two ways they can disagree get colours of their own in panel 3
+    axes[0].imshow(frozen.reshape(image_shape), cmap=ListedColormap([_BLANK, _FROZEN]),
+                   vmin=0, vmax=1, interpolation="nearest")
     axes[0].set_title(f"rows that never changed: {int(frozen.sum())}\n({source})",
                       fontsize=10)
+    _legend_below(axes[0], [(_FROZEN, "row never changed (frozen)")])
     if zero is not None:
-        axes[1].imshow(zero.reshape(image_shape), cmap=ListedColormap(["#f4f4f4", "#2166ac"]),
+        axes[1].imshow(zero.reshape(image_shape), cmap=ListedColormap([_BLANK, _ZERO_PIXEL]),
                        vmin=0, vmax=1, interpolation="nearest")
         axes[1].set_title(f"pixels zero in every sample: {int(zero.sum())}\n(the data)",
                           fontsize=10)
+        _legend_below(axes[1], [(_ZERO_PIXEL, "pixel 0 in every sample")])
         # 0 = agree, 1 = frozen but the pixel is used, 2 = zero pixel but the row moved
         diff = np.zeros(p, np.int8)
         diff[frozen & ~zero] = 1
         diff[zero & ~frozen] = 2
         n_diff = int((diff != 0).sum())
         axes[2].imshow(diff.reshape(image_shape),
-                       cmap=ListedColormap(["#f4f4f4", "#b2182b", "#2166ac"]), vmin=0, vmax=2,
-                       interpolation="nearest")
+                       cmap=ListedColormap([_BLANK, _FROZEN_USED, _ZERO_MOVED]), vmin=0,
+                       vmax=2, interpolation="nearest")
         axes[2].set_title(f"where they differ: {n_diff}\n"
                           + ("(empty: the zero pixels explain it)" if n_diff == 0
                              else "(should be empty)"), fontsize=10)
-        axes[2].legend(handles=[Patch(color="#b2182b", label="frozen, pixel not always 0"),
-                                Patch(color="#2166ac", label="pixel always 0, row moved")],
-                       loc="upper center", bbox_to_anchor=(0.5, -0.02), fontsize=7,
-                       frameon=False)
+        _legend_below(axes[2], [(_FROZEN_USED, f"frozen, pixel not always 0: "
+                                               f"{int((diff == 1).sum())}"),
+                                (_ZERO_MOVED, f"pixel always 0, row moved: "
+                                              f"{int((diff == 2).sum())}")])
     for ax in axes:
         ax.set_xticks([])
         ax.set_yticks([])
     return fig
+
+
+# frozen_map's colours: each means one thing in every panel
+_BLANK, _FROZEN, _ZERO_PIXEL = "#f4f4f4", "#b2182b", "#2166ac"
+_FROZEN_USED, _ZERO_MOVED = "#f28e2b", "#7b3294"          # orange, purple: disagreements
+
+
+def _legend_below(ax, entries):
+    ax.legend(handles=[Patch(facecolor=c, edgecolor="#888888", label=t) for c, t in entries],
+              loc="upper center", bbox_to_anchor=(0.5, -0.02), fontsize=8, frameon=False)
 
 
 def _frozen_rows(changed, p, image_shape, param):
@@ -458,7 +471,8 @@ def _per_param_curves(source, key, where, params, ylabel, title, ref=None):
     ax = fig.add_subplot(1, 1, 1)
     ax.set_yscale("log")
     bottom = blended_transform_factory(ax.transData, ax.transAxes)
-    for i, name in enumerate(names):
+    styles = _param_styles(names)
+    for name in names:
         rec = hist[name]
         if key not in rec:
             raise KeyError(f"{where}: the history of {name!r} has no {key!r} "
@@ -472,22 +486,53 @@ def _per_param_curves(source, key, where, params, ylabel, title, ref=None):
             label += "  — exactly 0 at every step"
         elif zero.any():
             label += f"  — exactly 0 at {int(zero.sum())} of {len(v)} steps"
-        style = "-" if not name.endswith("bias") else "--"
-        color = f"C{i % 10}"
-        line, = ax.plot(steps, np.where(zero, np.nan, v), style, color=color, lw=1.4,
-                        label=label)
+        color, style, marker = styles[name]
+        ax.plot(steps, np.where(zero, np.nan, v), ls=style, color=color, lw=1.4,
+                marker=marker, markevery=max(len(v) // 8, 1), ms=4, label=label)
         if zero.any():          # a log axis cannot show 0: mark those steps on the floor
             ax.plot(steps[zero], np.full(int(zero.sum()), 0.02), "x", color=color, ms=6,
                     transform=bottom, clip_on=False)
     if ref is not None:
-        ax.axhline(ref, color="#555555", ls=":", lw=1.2, label=f"{ref:g} (rule of thumb)")
+        ax.axhline(ref, color="#555555", ls=(0, (1, 3)), lw=1.2,
+                   label=f"{ref:g} (rule of thumb)")
     ax.set_xlabel("step")
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=11)
     ax.grid(True, which="major", alpha=0.3)
-    if names:
-        ax.legend(fontsize=8, loc="best")
+    if names:                   # outside the data: it must not sit on a curve or the rule
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0,
+                  frameon=False)
     return fig
+
+
+def _param_styles(names):
+    """{param: (color, line style, marker)}, a different triple for every parameter.
+
+    One colour per layer (the part of the name before the last "."), the line style
+    per kind (weight solid, bias dashed, anything else dash-dot), and past ten
+    layers a marker, so that two parameters never look alike.
+    """
+    layers = []
+    for name in names:
+        layer = name.rpartition(".")[0]
+        if layer not in layers:
+            layers.append(layer)
+    dashes = {"weight": "-", "bias": "--"}
+    markers = (None, "o", "s", "^", "v", "D", "P", "X")
+    out, seen = {}, set()
+    for name in names:
+        k = layers.index(name.rpartition(".")[0])
+        kind = name.rpartition(".")[2]
+        style = [f"C{k % 10}", dashes.get(kind, "-."), markers[(k // 10) % len(markers)]]
+        tries = 0
+        while tuple(style) in seen:       # e.g. several parameters of one layer that are
+            tries += 1                    # neither weight nor bias
+            style[2] = markers[tries % len(markers)]
+            if tries >= len(markers):
+                style[1] = (0, (1 + tries, 2))
+        seen.add(tuple(style))
+        out[name] = tuple(style)
+    return out
 
 
 def grad_norms(recorder_or_history, params=None):
@@ -559,6 +604,7 @@ def activation_histograms(recorder_or_dict, bins=40, layers=None):
             title += f"; dead units: {d}"
         ax.set_title(title, fontsize=9)
         ax.set_xlabel("nonzero activation values", fontsize=8)
+        ax.set_ylabel("count", fontsize=8)
         ax.tick_params(labelsize=7)
     return fig
 
@@ -687,7 +733,9 @@ def weight_rows(before, after, rows=(0,), max_cols=None):
         top.set_title(f"row {r}: " + ("identical before and after (0 entries changed)"
                                       if k == 0 else f"{k} of {d.size} entries changed"),
                       fontsize=10)
-        top.legend(fontsize=7, loc="upper right")
+        top.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0,
+                   frameon=False)
+        top.set_ylabel("value", fontsize=8)
         top.tick_params(labelsize=7)
         bot = fig.add_subplot(2 * len(rows), 1, 2 * i + 2)
         bot.bar(x, d, width=1.0, color="#4a6fa5")
@@ -703,12 +751,19 @@ def weight_rows(before, after, rows=(0,), max_cols=None):
     return fig
 
 
-def training_curves(history):
+def training_curves(history, chance=None, log_loss=None):
     """Loss and accuracy over training from a fit() History or a dict of lists.
 
     A History (``history.batch`` / ``history.epoch``) gives per-step and per-epoch
     curves; a dict {"loss": [...], "acc": [...], "val_loss": [...], ...} (or one
     with "step"/"epoch" for the x axis) is plotted as given.
+
+    chance    the number of classes C: draws the loss of a uniform guess, ln C (ln 10 =
+              2.303 for digits), and the accuracy of one, 1/C -- the plateau a network
+              that learned nothing sits on
+    log_loss  a log loss axis; None (default): log when the positive losses span more
+              than a factor of 100, so that a blow-up to 3e8 does not flatten the rest
+              of the curve into the floor
     """
     series = {}
     if hasattr(history, "batch") and hasattr(history, "epoch"):
@@ -730,22 +785,87 @@ def training_curves(history):
     else:
         raise TypeError(f"training_curves: expected a History from fit() or a dict of lists, "
                         f"got {type(history).__name__}")
-    fig = new_figure(figsize=(10.0, 3.6), layout="constrained")
-    axes = {"loss": fig.add_subplot(1, 2, 1), "acc": fig.add_subplot(1, 2, 2)}
+    losses = [np.asarray(v, float) for _, v, key in series.values() if "acc" not in key]
+    values = np.concatenate(losses) if losses else np.zeros(0)
+    positive = values[np.isfinite(values) & (values > 0)]
+    spread = positive.size > 0 and positive.max() > 100 * positive.min()
+    if log_loss is None:
+        log_loss = spread
+    # after a blow-up, a third panel: the steps after the last spike on a linear axis,
+    # where the plateau (ln 10 for a network that learned nothing) can be read
+    tail_from = _after_last_spike(series) if spread else None
+    n = 3 if tail_from is not None else 2
+    fig = new_figure(figsize=(10.0, 3.8), layout="constrained")
+    axes = {"loss": fig.add_subplot(1, n, 1)}
+    if n == 3:
+        axes["tail"] = fig.add_subplot(1, n, 2)
+    axes["acc"] = fig.add_subplot(1, n, n)
     for label, (x, v, key) in series.items():
-        ax = axes["acc"] if "acc" in key else axes["loss"]
+        targets = [axes["acc"]] if "acc" in key else [axes["loss"]] + (
+            [axes["tail"]] if n == 3 else [])
         per_step = "per step" in label
-        ax.plot(x, v, "-" if per_step else "o-", lw=0.8 if per_step else 1.5,
-                alpha=0.5 if per_step else 1.0, ms=4, label=label)
-    axes["loss"].set_title("loss", fontsize=11)
+        for ax in targets:
+            ax.plot(x, v, "-" if per_step else "o-", lw=0.8 if per_step else 1.5,
+                    alpha=0.6 if per_step else 1.0, ms=4, label=label)
+    if log_loss:
+        axes["loss"].set_yscale("log")
+    if n == 3:
+        _zoom_to_tail(axes["tail"], series, tail_from, chance)
+    if chance:
+        for ax in [axes["loss"]] + ([axes["tail"]] if n == 3 else []):
+            ax.axhline(math.log(chance), color="#555555", ls="--", lw=1.1,
+                       label=f"ln {chance} = {math.log(chance):.3f} (uniform guess)")
+        axes["acc"].axhline(1 / chance, color="#555555", ls="--", lw=1.1,
+                            label=f"1/{chance} = {1 / chance:.3g} (chance)")
+    axes["loss"].set_title("loss" + (" (log axis)" if log_loss else ""), fontsize=11)
+    if n == 3:
+        axes["tail"].set_title(f"loss from step {tail_from:g} on (linear axis)", fontsize=11)
+        axes["tail"].set_ylabel("loss")
     axes["acc"].set_title("accuracy", fontsize=11)
+    axes["loss"].set_ylabel("loss")
+    axes["acc"].set_ylabel("accuracy")
     for ax in axes.values():
         ax.set_xlabel("step" if hasattr(history, "batch") else
                       ("epoch" if isinstance(history, dict) and "epoch" in history else "step"))
         ax.grid(True, alpha=0.3)
-        if ax.lines:
+        if ax.lines and ax is not axes.get("tail"):
             ax.legend(fontsize=8)
     return fig
+
+
+def _after_last_spike(series):
+    """The first x after the last loss value above 10x the median loss; None when the
+    curve never comes back down (nothing to zoom on)."""
+    xs, vs = [], []
+    for x, v, key in series.values():
+        if "acc" not in key:
+            xs.append(np.asarray(x, float))
+            vs.append(np.asarray(v, float))
+    x, v = np.concatenate(xs), np.concatenate(vs)
+    finite = np.isfinite(v)
+    if finite.sum() < 2:
+        return None
+    high = ~finite | (v > 10 * np.median(np.abs(v[finite])))
+    if not high.any():
+        return None
+    after = x[~high & (x > x[high].max())]
+    return float(after.min()) if after.size >= 2 else None
+
+
+def _zoom_to_tail(ax, series, start, chance):
+    """Limit ``ax`` to x >= start and to the loss values there (and the ln C line)."""
+    vals = [np.asarray(v, float)[np.asarray(x, float) >= start]
+            for x, v, key in series.values() if "acc" not in key]
+    v = np.concatenate(vals)
+    v = v[np.isfinite(v)]
+    lo, hi = float(v.min()), float(v.max())
+    if chance:
+        lo, hi = min(lo, math.log(chance)), max(hi, math.log(chance))
+    pad = (hi - lo) * 0.15 or abs(hi) * 1e-3 or 1e-3
+    ax.set_ylim(lo - pad, hi + pad)
+    xmax = max(float(np.max(np.asarray(x, float))) for x, _, _ in series.values())
+    ax.set_xlim(start, xmax + (xmax - start) * 0.02)
+    ax.ticklabel_format(axis="y", useOffset=False)
 
 
 # --------------------------------------------------------------------------
