@@ -185,9 +185,12 @@ def test_effective_width():
     data = {"1": {"step": [0, 10, 20], "width": [1, 1, 1], "total": 256},
             "3": [30, 30, 29]}
     fig = plot.effective_width(SimpleNamespace(effective_width=data))
-    assert len(fig.axes) == 1
-    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
-    assert labels == ["layer 1: 1 of 256 units at the end", "layer 3: 29 units at the end"]
+    assert len(fig.axes) == 2                  # one panel per layer: lines at 1 never overlap
+    assert titles(fig) == ["layer 1: 1 of 256 units at the end", "layer 3: 29 units at the end"]
+    labels = [[t.get_text() for t in ax.get_legend().get_texts()] for ax in fig.axes]
+    assert labels == [["distinct units", "layer size: 256"], ["distinct units"]]
+    assert all(ax.get_ylabel() == "distinct units" and ax.get_xlabel() == "step"
+               for ax in fig.axes)
 
 
 def test_weight_rows(rng):

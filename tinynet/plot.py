@@ -661,26 +661,30 @@ def effective_width(recorder_or_dict, layers=None):
     if not isinstance(data, dict):
         raise TypeError(f"effective_width: expected a recorder or {{layer: widths}}, got "
                         f"{type(recorder_or_dict).__name__}")
-    fig = new_figure(figsize=(7.0, 4.0), layout="constrained")
-    ax = fig.add_subplot(1, 1, 1)
-    top = 1
-    for i, name in enumerate(k for k in (layers or data) if k in data):
+    names = [k for k in (layers or data) if k in data]
+    # one panel per layer: two layers stuck at 1 unit would hide each other on one axes
+    ncols = min(max(len(names), 1), 3)
+    nrows = int(math.ceil(max(len(names), 1) / ncols))
+    fig = new_figure(figsize=(3.4 * ncols if ncols > 1 else 6.0, 3.2 * nrows),
+                     layout="constrained")
+    for i, name in enumerate(names):
+        ax = fig.add_subplot(nrows, ncols, i + 1)
         steps, widths, total = _width_entry(data[name], name)
         color = f"C{i % 10}"
-        ax.plot(steps, widths, "-o", color=color, ms=3, lw=1.5,
-                label=f"layer {name}: {int(widths[-1]) if len(widths) else '?'}"
-                      + (f" of {total} units" if total else " units") + " at the end")
+        end = int(widths[-1]) if len(widths) else "?"
+        ax.plot(steps, widths, "-o", color=color, ms=3, lw=1.5, label="distinct units")
+        top = float(np.max(widths)) if len(widths) else 1.0
         if total:
-            ax.axhline(total, color=color, ls=":", lw=1)
+            ax.axhline(total, color="#555555", ls=":", lw=1.2, label=f"layer size: {total}")
             top = max(top, total)
-        top = max(top, float(np.max(widths)) if len(widths) else 1)
-    ax.set_ylim(0, top * 1.08)
-    ax.set_xlabel("step")
-    ax.set_ylabel("distinct units")
-    ax.set_title("effective width per layer (dotted: the layer's size)", fontsize=11)
-    ax.grid(True, alpha=0.3)
-    if ax.lines:
-        ax.legend(fontsize=8)
+        ax.set_ylim(0, max(top, 1) * 1.1)
+        ax.set_xlabel("step")
+        ax.set_ylabel("distinct units")
+        ax.set_title(f"layer {name}: {end}" + (f" of {total}" if total else "")
+                     + " units at the end", fontsize=10)
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=8, loc="center right")
+    fig.suptitle("effective width: how many units are really different", fontsize=11)
     return fig
 
 
