@@ -102,3 +102,53 @@ def test_zero_weights_downstream_blocks_the_layer_before():
     assert (fz.op, fz.cause, fz.factor, fz.root) == ("Dense", "zero_weights", "W = 0", "2.weight")
     blocked = trace.zero_params["0.weight"]
     assert blocked.reasons == {"blocked_downstream": 12} and blocked.dead_units == []
+
+
+# --------------------------------------------------------------------------
+# the same words for the same entries: trace (one step) vs explain (training)
+# --------------------------------------------------------------------------
+def _agree(model, x, y, steps=5):
+    """Every frozen finding of the report is named by the trace of the first step with the
+    same cause for the same number of entries.  (Not the converse: one step can show a
+    zero that training then lifts -- 6.weight below sees zeros only before 4.bias moves.)"""
+    from tinynet import optim
+    from tinynet.diagnose import FROZEN_CAUSES, explain
+    trace = trace_step(model, x, y)
+    report = explain(model, (x, y), optimizer=optim.SGD(model.parameters(), lr=0.1),
+                     steps=steps, progress=False)
+    frozen = [f for f in report.findings if f.cause in FROZEN_CAUSES]
+    assert frozen
+    for f in frozen:
+        assert f.cause in REPORT_CAUSES
+        assert trace.zero_params[f.param].reasons.get(f.cause) == f.entries, (f, trace.zero_params[f.param])
+    return trace, report
+
+
+def test_trace_and_report_agree_on_a_zero_kernel():
+    tn.manual_seed(0)
+    model = nn.Sequential(
+        nn.Conv2D(1, 4, 3, padding="same"), nn.ReLU(),
+        nn.Conv2D(4, 4, 3, padding="same", kernel_init=init.zeros, bias_init=init.zeros),
+        nn.ReLU(), nn.Conv2D(4, 4, 3, padding="same"), nn.Flatten(), nn.Dense(4 * 6 * 6, 3))
+    rng = np.random.default_rng(0)
+    x = rng.random((16, 1, 6, 6)).astype(np.float32)
+    trace, report = _agree(model, x, rng.integers(0, 3, 16))
+    causes = {(f.param, f.cause) for f in report.findings}
+    assert {("2.weight", "zero_weights"), ("0.weight", "blocked_downstream"),
+            ("4.weight", "zero_input")} <= causes
+    assert trace.zero_params["6.weight"].reasons == {"zero_input": 432}   # this step only
+
+
+def test_trace_and_report_agree_on_dead_units_and_zero_features():
+    """A planted fault that is not one of the four article cases: two input features that
+    are always 0 and one hidden unit with a bias of -50 (dead on every sample)."""
+    tn.manual_seed(1)
+    model = nn.Sequential(nn.Dense(6, 5, bias_init=np.array([0.1, -50.0, 0.1, 0.1, 0.1])),
+                          nn.ReLU(), nn.Dense(5, 3))
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((32, 6)).astype(np.float32)
+    x[:, [2, 4]] = 0
+    trace, report = _agree(model, x, rng.integers(0, 3, 32))
+    assert trace.zero_params["0.weight"].dead_units == [1]
+    assert {(f.param, f.cause) for f in report.findings} >= {("0.weight", "zero_input"),
+                                                             ("0.weight", "dead_unit")}
