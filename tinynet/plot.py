@@ -362,7 +362,7 @@ def filter_grid(before, after=None, scale="own", channel=0, ncols=None):
     ncols = ncols or int(math.ceil(math.sqrt(O)))
     panels = [("before", b)] if a is None else [("before", b), ("after", a)]
     n = len(panels) + (a is not None)
-    fig = new_figure(figsize=(4.2 * n, 4.0), layout="constrained")
+    fig = new_figure(figsize=(3.3 * n, 3.4), layout="constrained")   # <= 10 in: notebook width
     shown = []
     for i, (name, w) in enumerate(panels):
         ax = fig.add_subplot(1, n, i + 1)
