@@ -437,6 +437,16 @@ def test_training_curves_keep_the_plateau_readable_after_a_blow_up():
     assert len(fig.axes) == 2 and fig.axes[0].get_yscale() == "linear"
     assert all(not l.get_label().startswith("ln") for l in fig.axes[0].lines)
     assert plot.training_curves(h, log_loss=True).axes[0].get_yscale() == "log"
+    # a spike at the very end leaves no tail to zoom on: two panels, no warning
+    h = History()
+    h.batch["loss"] += [2.3, 2.2, 3e8]
+    h.epoch["loss"] += [1e8]
+    h.epoch_end_steps += [3]
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fig = plot.training_curves(h)
+    assert len(fig.axes) == 2 and fig.axes[0].get_yscale() == "log"
 
 
 def test_update_ratios_every_parameter_looks_different_and_the_legend_is_outside():

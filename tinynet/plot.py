@@ -852,8 +852,8 @@ def _after_last_spike(series):
     high = ~finite | (v > 10 * np.median(np.abs(v[finite])))
     if not high.any():
         return None
-    after = x[~high & (x > x[high].max())]
-    return float(after.min()) if after.size >= 2 else None
+    after = np.unique(x[~high & (x > x[high].max())])
+    return float(after[0]) if after.size >= 2 else None      # a tail of one x: nothing to zoom
 
 
 def _zoom_to_tail(ax, series, start, chance):
