@@ -97,7 +97,11 @@ def _backend_name(resolve=True):
     """The backend's name in lower case; None when none is chosen yet and ``resolve``
     is False (choosing one means importing pyplot)."""
     import matplotlib
-    name = matplotlib.rcParams._get_backend_or_none()
+    from matplotlib import rcsetup
+    # the backend as set, without making pyplot choose one (matplotlib >= 3.6)
+    name = dict.__getitem__(matplotlib.rcParams, "backend")
+    if name is getattr(rcsetup, "_auto_backend_sentinel", None):
+        name = None
     if name is None:
         if not resolve:
             return None
