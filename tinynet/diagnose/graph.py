@@ -244,7 +244,7 @@ def graph(trace):
 # --------------------------------------------------------------------------
 # Coordinates are inches: 1 data unit = 1 inch on both axes, so distances and
 # arc curvature computed here are what ends up on the page.
-_CX, _CY = 2.3, 1.3           # between op columns / rows of parameters
+_CX, _CY = 2.2, 1.3           # between op columns / rows of parameters
 _PAIR = 0.6                   # half the distance between two parameters side by side
 _RAD = -0.2                   # curvature of arrows that skip columns (negative: below the row)
 #: op columns per band: a long network is stacked in bands, read like lines of text,
