@@ -13,6 +13,12 @@ is (pass ``retain_graph=True`` to backpropagate through it again).
 
 Gradients are plain arrays inside the engine and become Tensors only when
 they are stored in a leaf's ``.grad`` or handed to a hook.
+
+Changing an array in place between forward and backward would make the
+gradient silently wrong, so every array carries a version number that
+in-place changes bump; a Function notes the versions of the arrays it kept
+for backward and backward refuses to use them once they have changed (see
+:class:`Tensor` for what can and cannot be seen).
 """
 import contextlib
 import functools
@@ -65,23 +71,25 @@ class Function:
     ``backward(grad_out) -> tuple`` with one gradient array (or None) per
     input, saving on ``self`` whatever backward needs.  Call an instance with
     Tensors; it returns one Tensor.
+
+    The engine looks at what ``forward`` saved: when it kept an input's array
+    (or the output's, or a view of either) it records that array's version,
+    and :meth:`check_saved` refuses to run backward after it changed.  Arrays
+    it derived (a mask, a copy) are the op's own and need no watching.
     """
 
     inputs = None
     released = False
+    saved_versions = ()     # (position, version box, version): position len(inputs) is the output
 
     def __call__(self, *inputs):
-        device = inputs[0].device
-        for x in inputs[1:]:
-            if x.device != device:
-                raise backend.DeviceError(
-                    f"{self.name}: operands are on different devices ({device} and "
-                    f"{x.device}); move them with .to('{device}') or .to('{x.device}')"
-                )
+        _check_same_device(self.name, inputs)
         out = Tensor(self.forward(*[x.data for x in inputs]))
+        _share_version_with_viewed_input(out, inputs)
         if _grad_enabled and any(x.requires_grad for x in inputs):
             out.requires_grad = True
             out.creator = self
+            self.saved_versions = _saved_versions(self, inputs + (out,))
             self.inputs = inputs
         return out
 
@@ -95,6 +103,28 @@ class Function:
     def backward(self, grad_out):
         raise NotImplementedError(f"{self.name}.backward")
 
+    def check_saved(self, out):
+        """Raise unless backward may run: the graph is not freed and no array
+        it saved was changed in place since forward (``out``: its output)."""
+        if self.released:
+            raise RuntimeError(
+                f"backward(): the graph through {self.name} was already freed by an "
+                f"earlier backward(); call backward(retain_graph=True) the first "
+                f"time if you need to backpropagate twice")
+        for position, box, version in self.saved_versions:
+            if box[0] != version:
+                is_output = position == len(self.inputs)
+                t = out if is_output else self.inputs[position]
+                which = "its output" if is_output else f"input {position}"
+                raise RuntimeError(
+                    f"backward(): a variable needed for gradient computation has been "
+                    f"modified by an inplace operation: {which} of {self.name}, "
+                    f"{t.describe()} of shape {t.shape}, is at version {box[0]}; "
+                    f"{self.name} saved it at version {version}.  Its gradient would be "
+                    f"computed from the changed values.  Change it only after backward() "
+                    f"(e.g. optimizer.step() after loss.backward()), or run the forward "
+                    f"pass again after changing it")
+
     def release(self):
         """Drop inputs and saved arrays once backward is done with them."""
         self.__dict__.clear()
@@ -102,6 +132,49 @@ class Function:
 
     def __repr__(self):
         return f"<{self.name}>"
+
+
+def _check_same_device(name, inputs):
+    device = inputs[0].device
+    for x in inputs[1:]:
+        if x.device != device:
+            raise backend.DeviceError(
+                f"{name}: operands are on different devices ({device} and "
+                f"{x.device}); move them with .to('{device}') or .to('{x.device}')")
+
+
+def _kept_arrays(fn):
+    """The arrays ``fn.forward`` stored on ``fn`` (also inside tuples, lists, dicts)."""
+    for value in vars(fn).values():
+        if isinstance(value, dict):
+            value = tuple(value.values())
+        if isinstance(value, (tuple, list)):
+            yield from (v for v in value if backend.is_array(v))
+        elif backend.is_array(value):
+            yield value
+
+
+def _saved_versions(fn, tensors):
+    """(position, box, version) of each tensor whose array ``fn`` kept for backward.
+
+    "Kept" means fn holds that very memory (the array or a view of it): a
+    cheap bounds check per pair, no look at the values.
+    """
+    kept = list(_kept_arrays(fn))
+    if not kept:
+        return ()
+    return tuple((i, t._version, t._version[0]) for i, t in enumerate(tensors)
+                 if any(backend.may_share_memory(a, t._data) for a in kept))
+
+
+def _share_version_with_viewed_input(out, inputs):
+    """A view (reshape, transpose, slice) changes with its input: one counter for both."""
+    a = out._data
+    is_view = getattr(a, "base", None) is not None
+    for x in inputs:
+        if a is x._data or (is_view and backend.may_share_memory(a, x._data)):
+            out._version = x._version
+            return
 
 
 # --------------------------------------------------------------------------
@@ -117,22 +190,111 @@ class RemovableHandle:
 
 
 class Tensor:
-    """An array with an optional gradient and the op that produced it."""
+    """An array with an optional gradient and the op that produced it.
+
+    ``data`` is the array (numpy on "cpu", cupy on "cuda"); ``grad`` the
+    gradient after backward (leaves, and tensors that ``retain_grad()``);
+    ``creator`` the Function that made it (None for a leaf).
+
+    In-place changes and backward.  ``version`` counts the in-place changes
+    tinynet can see.  An op that keeps an array for backward (Mul keeps both
+    factors, Exp its output, Dense its input and weight) notes its version,
+    and ``backward()`` raises a RuntimeError naming the op and the tensor's
+    shape if it changed in between.  Seen (they bump ``version``):
+
+    * ``t.data += 1``, ``t.data *= 0.5``, ... (any augmented assignment to ``.data``);
+    * ``t.mark_modified()``, which tinynet's own in-place writers call
+      (call it yourself after writing into ``t.data[...]``);
+    * the same through a view of the array made by a tinynet op or ``detach()``.
+
+    NOT seen -- numpy arrays cannot tell anyone they changed:
+
+    * item or slice assignment through the array: ``t.data[0] = 5``,
+      ``t.data[...] = values``, ``np.add(t.data, 1, out=t.data)``;
+    * writes into a numpy array that a Tensor wraps without a copy
+      (``Tensor(arr)``, ``tn.from_numpy(arr)``) through ``arr`` itself.
+
+    Assigning a NEW array (``t.data = other``) is not an in-place change: the
+    op still holds the old array, so its gradient stays right.  The new array
+    must have the tensor's shape (and a float dtype if it requires grad), or
+    the assignment raises naming the tensor and both shapes; its device may
+    differ (``Module.to`` moves parameters that way).
+    """
 
     # Make numpy defer to Tensor's reflected operators (np.float64(2) * t).
     __array_ufunc__ = None
     __array_priority__ = 1000
 
     def __init__(self, data, requires_grad=False, name=None):
-        self.data = data
+        self._data = data
+        self._version = [0]     # a box shared with views of the same memory
         self.grad = None
         self.creator = None
         self.name = name
         self._hooks = []
-        self._retain_grad = False
+        self.retains_grad = False
         self.requires_grad = False
         if requires_grad:
             self.requires_grad_(True)
+
+    # ---- the array and its version ------------------------------------------
+    @property
+    def data(self):
+        """The raw numpy or cupy array (no copy)."""
+        return self._data
+
+    @data.setter
+    def data(self, value):
+        if value is self._data:         # `t.data += 1`: the array changed in place
+            self._version[0] += 1
+            return
+        self._data = self._checked_replacement(value)
+        # The old array, and any graph that saved it, is untouched: a new counter.
+        self._version = [self._version[0] + 1]
+
+    @property
+    def version(self):
+        """How many in-place changes tinynet has seen to this tensor's memory."""
+        return self._version[0]
+
+    def mark_modified(self):
+        """Record that ``data`` was changed in place (e.g. ``t.data[...] = v``).
+
+        Graphs that saved this tensor then refuse to backpropagate through it.
+        """
+        self._version[0] += 1
+        return self
+
+    def describe(self):
+        """How messages name this tensor: "tensor" or "tensor 'x'" (Parameters say "parameter")."""
+        kind = getattr(type(self), "kind", "tensor")
+        return f"{kind} {self.name!r}" if self.name else kind
+
+    def _checked_replacement(self, value):
+        """``value`` as an array that may become this tensor's data, or a clear error."""
+        if isinstance(value, Tensor):
+            value = value.data
+        elif isinstance(value, np.generic):
+            value = np.asarray(value)
+        if not backend.is_array(value):
+            raise TypeError(
+                f"{self.describe()}.data: expected a numpy or cupy array, got "
+                f"{type(value).__name__}; wrap it: np.asarray(value, dtype={self.dtype})")
+        if tuple(value.shape) != self.shape:
+            hint = ""
+            if self.ndim == 2 and tuple(value.shape) == self.shape[::-1]:
+                hint = " (it looks transposed; pass its .T)"
+            raise ValueError(
+                f"{self.describe()}.data: got an array of shape {tuple(value.shape)}, but "
+                f"this {getattr(type(self), 'kind', 'tensor')} has shape {self.shape}"
+                f"{hint}; assign an array of shape {self.shape}, or make a new "
+                f"{type(self).__name__} to change the shape")
+        if self.requires_grad and not np.issubdtype(np.dtype(value.dtype), np.floating):
+            raise TypeError(
+                f"{self.describe()}.data: got dtype {value.dtype}, but a tensor that "
+                f"requires grad must be float (it is {self.dtype}); convert with "
+                f".astype({str(self.dtype)!r})")
+        return value
 
     # ---- basic properties -------------------------------------------------
     @property
@@ -194,8 +356,10 @@ class Tensor:
         return backend.to_numpy(self.data).tolist()
 
     def detach(self):
-        """The same data, cut from the graph."""
-        return Tensor(self.data)
+        """The same data (no copy), cut from the graph; it shares the version counter."""
+        out = Tensor(self.data)
+        out._version = self._version
+        return out
 
     def to(self, device):
         """This tensor on ``device`` ("cpu" or "cuda"); differentiable."""
@@ -233,74 +397,79 @@ class Tensor:
         return RemovableHandle(self._hooks, fn)
 
     def retain_grad(self):
-        """Keep ``.grad`` on this non-leaf tensor after backward."""
-        self._retain_grad = True
+        """Keep ``.grad`` on this non-leaf tensor after backward (sets ``retains_grad``)."""
+        self.retains_grad = True
         return self
+
+    @property
+    def _retain_grad(self):
+        # The old private name, kept so that code written against it still works.
+        return self.retains_grad
+
+    @_retain_grad.setter
+    def _retain_grad(self, flag):
+        self.retains_grad = flag
 
     # ---- backward -----------------------------------------------------------
     def backward(self, grad=None, retain_graph=False):
         """Accumulate d(self)/d(leaf) into every leaf's ``.grad``.
 
         ``grad`` is required unless self holds a single element; it is the
-        gradient of some scalar with respect to self (same shape).
+        gradient of some scalar with respect to self (same shape).  The graph
+        is freed as it goes unless ``retain_graph=True``.
         """
+        grads = {id(self): self._seed_grad(grad)}   # tensor id -> gradient flowing into it
+        for t in reversed(graph_order(self)):       # every op after the ops that use its output
+            g = grads.pop(id(t), None)
+            if g is None:
+                continue                            # no gradient reaches t
+            g = t._receive_grad(g)                  # hooks; .grad for leaves and retains_grad
+            fn = t.creator
+            if fn is None:
+                continue                            # a leaf: nothing further back
+            fn.check_saved(t)
+            for x, gx in zip(fn.inputs, fn.backward(g)):
+                if gx is not None and x.requires_grad:
+                    _check_grad_shape(fn, x, gx)
+                    grads[id(x)] = grads[id(x)] + gx if id(x) in grads else gx
+            if not retain_graph:
+                fn.release()
+
+    def _seed_grad(self, grad):
+        """The gradient backward starts from: ones for one element, else ``grad`` checked."""
         if not self.requires_grad:
             raise RuntimeError(
                 "backward(): this tensor does not require grad and has no graph; "
                 "did you create the parameters with requires_grad=True, or call it "
-                "inside tn.no_grad()?"
-            )
+                "inside tn.no_grad()?")
         xp = backend.array_module(self.data)
         if grad is None:
             if self.size != 1:
                 raise RuntimeError(
                     f"backward(): the output has shape {self.shape}, not one element; "
                     f"pass the gradient of the loss with respect to it: "
-                    f"t.backward(grad) with grad of shape {self.shape}"
-                )
-            g = xp.ones_like(self.data)
-        else:
-            g = grad.data if isinstance(grad, Tensor) else grad
-            if backend.device_of(g) != self.device:
-                raise backend.DeviceError(
-                    f"backward(): gradient is on {backend.device_of(g)}, tensor on {self.device}")
-            g = xp.asarray(g, dtype=self.dtype)
-            if tuple(g.shape) != self.shape:
-                raise ValueError(f"backward(): gradient has shape {tuple(g.shape)}, "
-                                 f"expected the output's shape {self.shape}")
+                    f"t.backward(grad) with grad of shape {self.shape}")
+            return xp.ones_like(self.data)
+        g = grad.data if isinstance(grad, Tensor) else grad
+        if backend.device_of(g) != self.device:
+            raise backend.DeviceError(
+                f"backward(): gradient is on {backend.device_of(g)}, tensor on {self.device}")
+        g = xp.asarray(g, dtype=self.dtype)
+        if tuple(g.shape) != self.shape:
+            raise ValueError(f"backward(): gradient has shape {tuple(g.shape)}, "
+                             f"expected the output's shape {self.shape}")
+        return g
 
-        grads = {id(self): g}
-        for t in reversed(graph_order(self)):
-            g = grads.pop(id(t), None)
-            if g is None:
-                continue
-            for hook in t._hooks:
-                replaced = hook(Tensor(g))
-                if replaced is not None:
-                    g = replaced.data if isinstance(replaced, Tensor) else replaced
-            if t.creator is None or t._retain_grad:
-                t.grad = Tensor(g) if t.grad is None else Tensor(t.grad.data + g)
-            fn = t.creator
-            if fn is None:
-                continue
-            if fn.released:
-                raise RuntimeError(
-                    f"backward(): the graph through {fn.name} was already freed by an "
-                    f"earlier backward(); call backward(retain_graph=True) the first "
-                    f"time if you need to backpropagate twice"
-                )
-            input_grads = fn.backward(g)
-            for x, gx in zip(fn.inputs, input_grads):
-                if gx is None or not x.requires_grad:
-                    continue
-                if tuple(gx.shape) != x.shape:
-                    raise RuntimeError(f"internal error: {fn.name}.backward returned a "
-                                       f"gradient of shape {tuple(gx.shape)} for an input "
-                                       f"of shape {x.shape}")
-                prev = grads.get(id(x))
-                grads[id(x)] = gx if prev is None else prev + gx
-            if not retain_graph:
-                fn.release()
+    def _receive_grad(self, g):
+        """Hand ``g`` (this tensor's whole gradient) to the hooks, which may replace
+        it, and add it to ``.grad`` on a leaf or a tensor that retains grad."""
+        for hook in self._hooks:
+            replaced = hook(Tensor(g))
+            if replaced is not None:
+                g = replaced.data if isinstance(replaced, Tensor) else replaced
+        if self.creator is None or self.retains_grad:
+            self.grad = Tensor(g) if self.grad is None else Tensor(self.grad.data + g)
+        return g
 
     # ---- operators (the ops live in tinynet.ops) ---------------------------
     def __add__(self, other): return ops.add(self, other)
@@ -398,6 +567,12 @@ def graph_order(root, grad_only=True):
                 if (x.requires_grad or not grad_only) and id(x) not in seen:
                     stack.append((x, False))
     return order
+
+
+def _check_grad_shape(fn, x, gx):
+    if tuple(gx.shape) != x.shape:
+        raise RuntimeError(f"internal error: {fn.name}.backward returned a gradient of "
+                           f"shape {tuple(gx.shape)} for an input of shape {x.shape}")
 
 
 # --------------------------------------------------------------------------
