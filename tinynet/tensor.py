@@ -20,8 +20,8 @@ in-place changes bump; a Function notes the versions of the arrays it kept
 for backward and backward refuses to use them once they have changed (see
 :class:`Tensor` for what can and cannot be seen).
 """
+import collections
 import contextlib
-import functools
 import numbers
 
 import numpy as np
@@ -515,9 +515,36 @@ class Tensor:
     def all(self):
         return bool(self.data.all())
 
-    def sum(self, axis=None, keepdims=False): return ops.sum(self, axis, keepdims)
-    def mean(self, axis=None, keepdims=False): return ops.mean(self, axis, keepdims)
-    def max(self, axis=None, keepdims=False): return ops.max(self, axis, keepdims)
+    # Reductions take numpy's (axis, keepdims) or PyTorch's (dim=, keepdim=).
+    def sum(self, axis=None, keepdims=False, *, dim=None, keepdim=None):
+        axis, keepdims = _axis_args("sum", axis, keepdims, dim, keepdim)
+        return ops.sum(self, axis, keepdims)
+
+    def mean(self, axis=None, keepdims=False, *, dim=None, keepdim=None):
+        axis, keepdims = _axis_args("mean", axis, keepdims, dim, keepdim)
+        return ops.mean(self, axis, keepdims)
+
+    def max(self, axis=None, keepdims=False, *, dim=None, keepdim=None):
+        """The maximum over ``axis`` (numpy style: the values only).
+
+        With ``dim=`` it answers as ``torch.max(x, dim)`` does: a pair
+        ``(values, indices)``, indices being the first maximum (argmax).  The
+        gradient of ``values`` is split among tied maxima (torch sends it to
+        ``indices`` alone); the two agree whenever the maximum is unique.
+        """
+        if dim is None:
+            axis, keepdims = _axis_args("max", axis, keepdims, None, keepdim)
+            return ops.max(self, axis, keepdims)
+        if axis is not None:
+            raise TypeError("max: give axis (numpy) or dim (PyTorch), not both")
+        if not isinstance(dim, numbers.Integral):
+            raise TypeError(f"max(dim=...): dim must be one int, got {dim!r}; for several "
+                            f"axes use max(axis=(...)), which returns the values only")
+        keep = bool(keepdim)
+        indices = self.data.argmax(axis=dim)
+        if keep:
+            indices = backend.array_module(indices).expand_dims(indices, dim)
+        return MaxResult(ops.max(self, dim, keep), Tensor(indices))
     def exp(self): return ops.exp(self)
     def log(self): return ops.log(self)
     def relu(self): return ops.relu(self)
@@ -530,6 +557,10 @@ class Tensor:
             shape = shape[0]
         return ops.reshape(self, shape)
 
+    def view(self, *shape):
+        """PyTorch's name for :meth:`reshape` (any layout works; no copy when possible)."""
+        return self.reshape(*shape)
+
     def flatten(self, start_dim=1):
         return ops.reshape(self, self.shape[:start_dim] + (-1,))
 
@@ -541,6 +572,20 @@ class Tensor:
     @property
     def T(self):
         return ops.transpose(self, None)
+
+
+MaxResult = collections.namedtuple("MaxResult", "values indices")
+
+
+def _axis_args(where, axis, keepdims, dim, keepdim):
+    """numpy's (axis, keepdims) from either spelling; both at once is an error."""
+    if dim is not None:
+        if axis is not None:
+            raise TypeError(f"{where}: give axis (numpy) or dim (PyTorch), not both")
+        axis = tuple(dim) if isinstance(dim, list) else dim
+    if keepdim is not None:
+        keepdims = keepdim
+    return axis, bool(keepdims)
 
 
 def graph_order(root, grad_only=True):
