@@ -148,6 +148,23 @@ def test_conv_weight_changed_between_forward_and_backward_is_refused():
         loss.backward()
 
 
+def test_an_op_that_kept_a_copy_is_not_disturbed():
+    """Conv2D keeps im2col columns (a copy of x), not x: changing x after the
+    forward pass cannot change its weight gradient, so backward runs, and gives
+    the gradient of the forward that actually happened."""
+    rng = np.random.default_rng(2)
+    xv = rng.standard_normal((2, 1, 5, 5))
+    conv = nn.Conv2D(1, 2, 3).to(dtype="float64")
+    x = tn.tensor(xv)
+    loss = conv(x).sum()
+    x.data *= 3.0                     # in place, after the forward pass
+    loss.backward()
+    got = conv.weight.grad.numpy()
+    conv.weight.grad = None
+    conv(tn.tensor(xv)).sum().backward()              # the same forward, x untouched
+    np.testing.assert_array_equal(got, conv.weight.grad.numpy())
+
+
 def test_mark_modified_reports_item_assignment():
     """``t.data[0] = 5`` is invisible to tinynet; mark_modified() makes it visible."""
     x = tn.tensor([1.0, 2.0], requires_grad=True)
@@ -161,10 +178,11 @@ def test_mark_modified_reports_item_assignment():
         loss.backward()
 
 
-def test_change_through_a_view_or_a_detached_tensor_is_seen():
-    for make_alias in (lambda w: w.reshape(2, 2), lambda w: w.detach(), lambda w: w[1:]):
-        x = tn.tensor(np.arange(4.0), requires_grad=True)
-        w = tn.tensor(np.ones(4), requires_grad=True)
+def test_change_through_a_view_or_a_detached_tensor_is_seen(device):
+    for make_alias in (lambda w: w.reshape(2, 2), lambda w: w.detach(), lambda w: w[1:],
+                       lambda w: w.T):
+        x = tn.tensor(np.arange(4.0), requires_grad=True, device=device)
+        w = tn.tensor(np.ones(4), requires_grad=True, device=device)
         loss = (x * w).sum()
         alias = make_alias(w)
         alias.data += 1.0             # the same memory as w

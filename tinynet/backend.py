@@ -194,8 +194,9 @@ def is_array(a):
     return isinstance(a, np.ndarray) or is_device_array(a)
 
 
+
 def may_share_memory(a, b):
-    """True if arrays ``a`` and ``b`` might overlap (a cheap bounds check, no scan).
+    """True if arrays ``a`` and ``b`` might overlap (a bounds check, no scan of values).
 
     Arrays on different devices never do.
     """

@@ -72,25 +72,27 @@ class Function:
     input, saving on ``self`` whatever backward needs.  Call an instance with
     Tensors; it returns one Tensor.
 
-    The engine looks at what ``forward`` saved: when it kept an input's array
-    (or the output's, or a view of either) it records that array's version,
-    and :meth:`check_saved` refuses to run backward after it changed.  Arrays
-    it derived (a mask, a copy) are the op's own and need no watching.
+    The engine notes the version of every input and of the output at forward
+    time.  If one has changed by backward time, :meth:`check_saved` looks at
+    what ``forward`` stored on ``self``: if it kept that array (or a view of
+    it), backward would read changed values, so it refuses.  Arrays an op
+    derived (a mask, a copy) are its own and need no watching, so Add, ReLU
+    or a copy-making op never raise.
     """
 
     inputs = None
     released = False
-    saved_versions = ()     # (position, version box, version): position len(inputs) is the output
+    versions = ()       # per input, then the output: (version box, version, array) at forward
 
     def __call__(self, *inputs):
         _check_same_device(self.name, inputs)
-        out = Tensor(self.forward(*[x.data for x in inputs]))
+        out = Tensor(self.forward(*[x._data for x in inputs]))
         _share_version_with_viewed_input(out, inputs)
         if _grad_enabled and any(x.requires_grad for x in inputs):
             out.requires_grad = True
             out.creator = self
-            self.saved_versions = _saved_versions(self, inputs + (out,))
             self.inputs = inputs
+            self.versions = [(t._version, t._version[0], t._data) for t in inputs + (out,)]
         return out
 
     @property
@@ -111,8 +113,8 @@ class Function:
                 f"backward(): the graph through {self.name} was already freed by an "
                 f"earlier backward(); call backward(retain_graph=True) the first "
                 f"time if you need to backpropagate twice")
-        for position, box, version in self.saved_versions:
-            if box[0] != version:
+        for position, (box, version, array) in enumerate(self.versions):
+            if box[0] != version and _keeps(self, array):
                 is_output = position == len(self.inputs)
                 t = out if is_output else self.inputs[position]
                 which = "its output" if is_output else f"input {position}"
@@ -143,36 +145,26 @@ def _check_same_device(name, inputs):
                 f"{x.device}); move them with .to('{device}') or .to('{x.device}')")
 
 
-def _kept_arrays(fn):
-    """The arrays ``fn.forward`` stored on ``fn`` (also inside tuples, lists, dicts)."""
-    for value in vars(fn).values():
+def _keeps(fn, array):
+    """True if ``fn.forward`` stored ``array``, or a view of its memory, on ``fn``
+    (also inside a tuple, list or dict).  Asked only when a version changed."""
+    for name, value in vars(fn).items():
+        if name in ("inputs", "versions"):          # the engine's bookkeeping
+            continue
         if isinstance(value, dict):
             value = tuple(value.values())
-        if isinstance(value, (tuple, list)):
-            yield from (v for v in value if backend.is_array(v))
-        elif backend.is_array(value):
-            yield value
-
-
-def _saved_versions(fn, tensors):
-    """(position, box, version) of each tensor whose array ``fn`` kept for backward.
-
-    "Kept" means fn holds that very memory (the array or a view of it): a
-    cheap bounds check per pair, no look at the values.
-    """
-    kept = list(_kept_arrays(fn))
-    if not kept:
-        return ()
-    return tuple((i, t._version, t._version[0]) for i, t in enumerate(tensors)
-                 if any(backend.may_share_memory(a, t._data) for a in kept))
+        for v in value if isinstance(value, (tuple, list)) else (value,):
+            if backend.is_array(v) and backend.may_share_memory(v, array):
+                return True
+    return False
 
 
 def _share_version_with_viewed_input(out, inputs):
     """A view (reshape, transpose, slice) changes with its input: one counter for both."""
-    a = out._data
-    is_view = getattr(a, "base", None) is not None
+    if getattr(out._data, "base", None) is None:
+        return
     for x in inputs:
-        if a is x._data or (is_view and backend.may_share_memory(a, x._data)):
+        if backend.may_share_memory(out._data, x._data):
             out._version = x._version
             return
 
@@ -299,23 +291,23 @@ class Tensor:
     # ---- basic properties -------------------------------------------------
     @property
     def shape(self):
-        return tuple(self.data.shape)
+        return tuple(self._data.shape)
 
     @property
     def dtype(self):
-        return self.data.dtype
+        return self._data.dtype
 
     @property
     def ndim(self):
-        return self.data.ndim
+        return self._data.ndim
 
     @property
     def size(self):
-        return int(self.data.size)
+        return int(self._data.size)
 
     @property
     def device(self):
-        return backend.device_of(self.data)
+        return backend.device_of(self._data)
 
     @property
     def is_leaf(self):
@@ -419,7 +411,7 @@ class Tensor:
         is freed as it goes unless ``retain_graph=True``.
         """
         grads = {id(self): self._seed_grad(grad)}   # tensor id -> gradient flowing into it
-        for t in reversed(graph_order(self)):       # every op after the ops that use its output
+        for t in reversed(graph_order(self)):       # each tensor after all tensors made from it
             g = grads.pop(id(t), None)
             if g is None:
                 continue                            # no gradient reaches t
@@ -427,7 +419,7 @@ class Tensor:
             fn = t.creator
             if fn is None:
                 continue                            # a leaf: nothing further back
-            fn.check_saved(t)
+            fn.check_saved(t)                       # not freed, nothing it kept changed in place
             for x, gx in zip(fn.inputs, fn.backward(g)):
                 if gx is not None and x.requires_grad:
                     _check_grad_shape(fn, x, gx)
