@@ -21,9 +21,11 @@ _cuda_source = "cupy"    # what install_cuda() was last given
 _cuda_xp = None          # the module behind "cuda", once loaded
 _cupy_failure = None     # why "cuda" has no module (for error messages)
 
+# Quoted: an unquoted .[gpu] is a glob pattern in zsh.
 INSTALL_HINT = (
-    "install the GPU extra with `pip install -e .[gpu]` (CuPy for CUDA 12: "
-    "`pip install cupy-cuda12x`) on a machine with an NVIDIA GPU"
+    'install the GPU extra with `pip install "tinynet[gpu]"` (in a checkout: '
+    '`pip install -e ".[gpu]"`; it brings CuPy for CUDA 12, cupy-cuda12x) on a machine '
+    'with an NVIDIA GPU'
 )
 
 
