@@ -15,10 +15,10 @@ Gradients are plain arrays inside the engine and become Tensors only when
 they are stored in a leaf's ``.grad`` or handed to a hook.
 
 Changing an array in place between forward and backward would make the
-gradient silently wrong, so every array carries a version number that
-in-place changes bump; a Function notes the versions of the arrays it kept
-for backward and backward refuses to use them once they have changed (see
-:class:`Tensor` for what can and cannot be seen).
+gradient silently wrong, so every tensor carries a version number that
+in-place changes bump; a Function notes its operands' versions at forward,
+and backward refuses to use an array the Function kept once its version has
+changed (see :class:`Tensor` for what can and cannot be seen).
 """
 import collections
 import contextlib
@@ -82,7 +82,7 @@ class Function:
 
     inputs = None
     released = False
-    versions = ()       # per input, then the output: (version box, version, array) at forward
+    _versions = ()      # per input, then the output: (version box, version, array) at forward
 
     def __call__(self, *inputs):
         _check_same_device(self.name, inputs)
@@ -92,7 +92,7 @@ class Function:
             out.requires_grad = True
             out.creator = self
             self.inputs = inputs
-            self.versions = [(t._version, t._version[0], t._data) for t in inputs + (out,)]
+            self._versions = [(t._version, t._version[0], t._data) for t in inputs + (out,)]
         return out
 
     @property
@@ -113,7 +113,7 @@ class Function:
                 f"backward(): the graph through {self.name} was already freed by an "
                 f"earlier backward(); call backward(retain_graph=True) the first "
                 f"time if you need to backpropagate twice")
-        for position, (box, version, array) in enumerate(self.versions):
+        for position, (box, version, array) in enumerate(self._versions):
             if box[0] != version and _keeps(self, array):
                 is_output = position == len(self.inputs)
                 t = out if is_output else self.inputs[position]
@@ -149,7 +149,7 @@ def _keeps(fn, array):
     """True if ``fn.forward`` stored ``array``, or a view of its memory, on ``fn``
     (also inside a tuple, list or dict).  Asked only when a version changed."""
     for name, value in vars(fn).items():
-        if name in ("inputs", "versions"):          # the engine's bookkeeping
+        if name in ("inputs", "_versions"):         # the engine's bookkeeping
             continue
         if isinstance(value, dict):
             value = tuple(value.values())
