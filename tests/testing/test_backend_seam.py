@@ -60,8 +60,8 @@ def test_may_share_memory_is_false_across_devices(strict_device):
     host = np.arange(4.0)
     dev = strict_cupy.asarray(host)
     assert not backend.may_share_memory(host, dev)
-    assert backend.may_share_memory(dev, dev[1:])
-    assert backend.may_share_memory(host, host[::2])
+    assert backend.may_share_memory(dev, dev[1:]) and not backend.may_share_memory(dev, dev + 0)
+    assert backend.may_share_memory(host, host[::2]) and not backend.may_share_memory(host, host.copy())
 
 
 def test_importing_the_product_does_not_import_the_test_helpers():
