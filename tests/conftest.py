@@ -21,10 +21,11 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def _real_cuda_skip_reason():
-    if backend._cuda_is_standin:
-        return None
-    return None if backend.cuda_available() else (
-        f"no GPU with CuPy here ({backend._cupy_failure}); real-CuPy runs are skipped")
+    info = backend.cuda_info()
+    if info.source != "cupy":
+        return f"'cuda' is backed by {info.source!r}, not CuPy; real-CuPy runs are skipped"
+    return None if info.available else (
+        f"no GPU with CuPy here ({info.reason}); real-CuPy runs are skipped")
 
 
 @pytest.fixture(params=["cpu", "strict", "cuda"])
@@ -34,11 +35,8 @@ def device(request):
     if kind == "cpu":
         yield "cpu"
     elif kind == "strict":
-        previous = backend.use_strict_standin()
-        try:
+        with backend.install_cuda("strict"):
             yield "cuda"
-        finally:
-            backend.restore_cuda(previous)
     else:
         reason = _real_cuda_skip_reason()
         if reason:
@@ -49,11 +47,8 @@ def device(request):
 @pytest.fixture
 def strict_device():
     """The strict stand-in as "cuda", for tests that are only about device rules."""
-    previous = backend.use_strict_standin()
-    try:
+    with backend.install_cuda("strict"):
         yield "cuda"
-    finally:
-        backend.restore_cuda(previous)
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ from tinynet.backend import DeviceError, cuda_available
 from tinynet.gradcheck import GradcheckError, gradcheck
 from tinynet.random import manual_seed
 from tinynet.tensor import Function, Tensor, enable_grad, is_grad_enabled, no_grad, tensor
+from tinynet.creation import arange, cat, from_numpy, ones, randn, stack, zeros
 from tinynet import ops
 
 __version__ = "0.1.0"
@@ -33,4 +34,5 @@ def __dir__():
 
 __all__ = ["Tensor", "Function", "tensor", "no_grad", "enable_grad", "is_grad_enabled",
            "manual_seed", "gradcheck", "GradcheckError", "DeviceError", "cuda_available",
-           "ops", "__version__"]
+           "ops", "__version__",
+           "zeros", "ones", "randn", "arange", "from_numpy", "cat", "stack"]

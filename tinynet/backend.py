@@ -2,22 +2,30 @@
 
 Every op is written once against an array module ``xp`` that it gets from
 its operands with :func:`array_module`; this is the only module in tinynet
-that imports cupy.  On a machine without a GPU the test suite registers the
-strict stand-in (:mod:`tinynet.testing.strict_cupy`) as the "cuda" module so
-that the very same op code is run through something that refuses host/device
-mixing the way CuPy does.
+that imports cupy.
+
+What stands behind "cuda" is chosen in ONE place, :func:`install_cuda`:
+real CuPy by default (imported on first use), the strict stand-in
+(:mod:`tinynet.testing.strict_cupy`, which refuses host/device mixing the way
+CuPy does) in the test suite on machines without a GPU, or nothing at all
+(to test the "no GPU here" path)::
+
+    with backend.install_cuda("strict"):
+        x = tn.tensor([1.0], device="cuda")      # a strict_cupy array
 """
+import collections
+
 import numpy as np
 
-DEVICES = ("cpu", "cuda")
+_cuda_source = "cupy"    # what install_cuda() was last given
+_cuda_xp = None          # the module behind "cuda", once loaded
+_cupy_failure = None     # why "cuda" has no module (for error messages)
 
-_cuda_xp = None          # cupy, or the strict stand-in, once loaded
-_cuda_is_standin = False
-_cupy_failure = None     # why real cupy could not be used (for error messages)
-
+# Quoted: an unquoted .[gpu] is a glob pattern in zsh.
 INSTALL_HINT = (
-    "install the GPU extra with `pip install -e .[gpu]` (CuPy for CUDA 12: "
-    "`pip install cupy-cuda12x`) on a machine with an NVIDIA GPU"
+    'install the GPU extra with `pip install "tinynet[gpu]"` (in a checkout: '
+    '`pip install -e ".[gpu]"`; it brings CuPy for CUDA 12, cupy-cuda12x) on a machine '
+    'with an NVIDIA GPU'
 )
 
 
@@ -38,10 +46,78 @@ def _try_cupy():
         return None
 
 
+# --------------------------------------------------------------------------
+# the one injection point for "cuda"
+# --------------------------------------------------------------------------
+class CudaInstall:
+    """What :func:`install_cuda` returns: restores the previous choice.
+
+    Use it as a context manager (``with install_cuda("strict"): ...``) or
+    call ``.restore()``; either way the choice made before is put back.
+    """
+
+    def __init__(self, previous):
+        self._previous = previous
+
+    def restore(self):
+        global _cuda_source, _cuda_xp, _cupy_failure
+        _cuda_source, _cuda_xp, _cupy_failure = self._previous
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.restore()
+        return False
+
+
+def install_cuda(module="cupy"):
+    """Choose the array module behind the "cuda" device.
+
+    ``module``:
+      * ``"cupy"`` -- real CuPy, imported on first use (the default);
+      * ``"strict"`` -- the strict stand-in :mod:`tinynet.testing.strict_cupy`
+        (numpy underneath, CuPy's rules on top), for tests without a GPU;
+      * ``None`` -- no "cuda" at all, as on a machine without a GPU;
+      * a module object with CuPy's API (``ndarray``, ``asnumpy``, ...).
+
+    Returns a :class:`CudaInstall` that puts the previous choice back.
+    Arrays made under one choice are not converted by the next.
+    """
+    global _cuda_source, _cuda_xp, _cupy_failure
+    token = CudaInstall((_cuda_source, _cuda_xp, _cupy_failure))
+    if module == "cupy":
+        _cuda_source, _cuda_xp, _cupy_failure = "cupy", None, None
+    elif module == "strict":
+        from tinynet.testing import strict_cupy
+        _cuda_source, _cuda_xp, _cupy_failure = "strict", strict_cupy, None
+    elif module is None:
+        _cuda_source, _cuda_xp = None, None
+        _cupy_failure = "disabled with backend.install_cuda(None)"
+    elif hasattr(module, "ndarray") and hasattr(module, "asnumpy"):
+        _cuda_source, _cuda_xp, _cupy_failure = module.__name__, module, None
+    else:
+        raise ValueError(f"install_cuda: expected 'cupy', 'strict', None or a module with "
+                         f"CuPy's API (ndarray, asnumpy), got {module!r}")
+    return token
+
+
+CudaInfo = collections.namedtuple("CudaInfo", "source available reason")
+CudaInfo.__doc__ = """What backs "cuda": ``source`` ("cupy", "strict", None or a module
+name, as given to install_cuda), ``available`` (bool) and ``reason`` (why
+not, or None)."""
+
+
+def cuda_info():
+    """A :data:`CudaInfo` for the "cuda" device (loads CuPy if it is the source)."""
+    available = cuda_available()
+    return CudaInfo(_cuda_source, available, None if available else _cupy_failure)
+
+
 def cuda_xp():
     """The array module behind "cuda"; raises DeviceError if there is none."""
     global _cuda_xp
-    if _cuda_xp is None:
+    if _cuda_xp is None and _cuda_source == "cupy":
         _cuda_xp = _try_cupy()
     if _cuda_xp is None:
         raise DeviceError(
@@ -59,32 +135,14 @@ def cuda_available():
         return False
 
 
-def has_real_cupy():
-    """True if "cuda" is backed by real CuPy on a real GPU."""
-    return cuda_available() and not _cuda_is_standin
+def use_strict_standin():
+    """Deprecated spelling of ``install_cuda("strict")`` (scripts/bench.py --standin)."""
+    return install_cuda("strict")
 
 
-def use_strict_standin(enable=True):
-    """Back "cuda" with the strict CuPy stand-in (tests on machines without a GPU).
-
-    Returns the previous (module, is_standin) pair so a caller can restore it
-    with :func:`restore_cuda`.
-    """
-    global _cuda_xp, _cuda_is_standin
-    previous = (_cuda_xp, _cuda_is_standin)
-    if enable:
-        from tinynet.testing import strict_cupy
-        _cuda_xp, _cuda_is_standin = strict_cupy, True
-    else:
-        _cuda_xp, _cuda_is_standin = None, False
-    return previous
-
-
-def restore_cuda(previous):
-    global _cuda_xp, _cuda_is_standin
-    _cuda_xp, _cuda_is_standin = previous
-
-
+# --------------------------------------------------------------------------
+# devices and arrays
+# --------------------------------------------------------------------------
 def normalize_device(device):
     """Map "cpu", "cuda", "cuda:0", "gpu" to "cpu" or "cuda"; reject the rest."""
     name = str(device).lower()
@@ -131,3 +189,19 @@ def to_numpy(a):
     if is_device_array(a):
         return _cuda_xp.asnumpy(a)
     return np.asarray(a)
+
+
+def is_array(a):
+    """True for a numpy array or an array of the "cuda" module."""
+    return isinstance(a, np.ndarray) or is_device_array(a)
+
+
+
+def may_share_memory(a, b):
+    """True if arrays ``a`` and ``b`` might overlap (a bounds check, no scan of values).
+
+    Arrays on different devices never do.
+    """
+    if is_device_array(a) != is_device_array(b):
+        return False
+    return bool(array_module(a).may_share_memory(a, b))

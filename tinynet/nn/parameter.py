@@ -17,9 +17,12 @@ class Parameter(Tensor):
     (becomes float32).
     """
 
+    kind = "parameter"      # how error messages name it ("parameter '0.weight'")
+
     def __init__(self, data, requires_grad=True):
+        shared_version = None
         if isinstance(data, Tensor):
-            data = data.data
+            data, shared_version = data.data, data._version
         elif isinstance(data, (list, tuple, numbers.Number)):
             data = np.asarray(data, dtype=np.float32)
         elif not (isinstance(data, np.ndarray) or backend.is_device_array(data)):
@@ -29,6 +32,8 @@ class Parameter(Tensor):
             raise TypeError(f"Parameter: parameters must be float (float32 or float64), got "
                             f"{data.dtype}; convert with .astype('float32')")
         super().__init__(data, requires_grad=requires_grad)
+        if shared_version is not None:      # the same memory: one in-place counter
+            self._version = shared_version
 
     def __repr__(self):
         return "Parameter containing:\n" + super().__repr__()

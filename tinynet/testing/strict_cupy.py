@@ -5,7 +5,7 @@ cupy on "cuda").  The bugs that only show on a GPU are the host/device ones:
 calling ``numpy.`` on a device array, mixing a host array into a device
 computation, or relying on a numpy scalar where CuPy gives a 0-d array.  On a
 machine without CuPy the test suite registers *this module* as the "cuda" array
-module (``tinynet.backend.use_strict_standin()``); it computes with numpy, but
+module (``tinynet.backend.install_cuda("strict")``); it computes with numpy, but
 behaves like CuPy wherever such bugs hide.
 
 Use it exactly like cupy::
