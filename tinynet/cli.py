@@ -14,8 +14,7 @@ def _backend_line():
     from tinynet import backend
     import tinynet as tn
     cuda = "available (CuPy)" if backend.cuda_available() else \
-        f"not available ({backend._cupy_failure}); on a GPU machine: " \
-        f"pip install \"tinynet[gpu]\" (in a checkout: pip install -e \".[gpu]\")"
+        f"not available ({backend._cupy_failure}); {backend.INSTALL_HINT}"
     return f"tinynet {tn.__version__}  |  numpy {np.__version__} on cpu  |  cuda: {cuda}"
 
 
