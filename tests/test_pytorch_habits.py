@@ -1,0 +1,130 @@
+"""The PyTorch names (thin aliases over tinynet's own code), checked against PyTorch.
+
+Each test computes the same thing with torch (CPU, skipped without it) or
+against tinynet's own function the alias stands for.
+"""
+import numpy as np
+import pytest
+
+import tinynet as tn
+import tinynet.nn.functional as F
+from tinynet import init, nn, optim
+
+DENSE = (300, 200)                 # tinynet Dense (IN, OUT); torch Linear holds (200, 300)
+CONV = (64, 32, 3, 3)              # (O, C, KH, KW) in both
+
+
+def _torch():
+    return pytest.importorskip("torch")
+
+
+# --------------------------------------------------------------------------
+# cross entropy
+# --------------------------------------------------------------------------
+def test_cross_entropy_is_the_softmax_cross_entropy_op():
+    assert F.cross_entropy is F.softmax_cross_entropy
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("soft", [False, True])
+def test_cross_entropy_and_module_match_torch(reduction, soft):
+    torch = _torch()
+    rng = np.random.default_rng(1)
+    z = rng.normal(size=(6, 5)) * 3
+    if soft:
+        y = rng.random((6, 5))
+        y /= y.sum(1, keepdims=True)
+    else:
+        y = rng.integers(0, 5, size=6)
+    zt = torch.tensor(z, requires_grad=True)
+    ref = torch.nn.functional.cross_entropy(zt, torch.tensor(y), reduction=reduction)
+    ref.backward(torch.ones_like(ref))
+    for fn in (lambda a, b: F.cross_entropy(a, b, reduction=reduction),
+               nn.CrossEntropyLoss(reduction=reduction)):
+        x = tn.tensor(z, requires_grad=True)
+        out = fn(x, y)
+        out.backward(tn.tensor(np.ones(out.shape)))
+        np.testing.assert_allclose(out.numpy(), ref.detach().numpy(), rtol=1e-10)
+        np.testing.assert_allclose(x.grad.numpy(), zt.grad.numpy(), rtol=1e-9, atol=1e-12)
+
+
+def test_cross_entropy_loss_module_checks_reduction_and_has_no_parameters():
+    assert list(nn.CrossEntropyLoss().parameters()) == []
+    assert "reduction='sum'" in repr(nn.CrossEntropyLoss("sum"))
+    with pytest.raises(ValueError, match="reduction"):
+        nn.CrossEntropyLoss("avg")
+
+
+def test_no_linear_alias():
+    # Dense keeps Keras's (in, out) weight; an nn.Linear with it would surprise torch users
+    assert not hasattr(nn, "Linear")
+
+
+# --------------------------------------------------------------------------
+# in-place initializers
+# --------------------------------------------------------------------------
+def test_fans_of_tinynet_layouts_match_torch_on_the_torch_layout():
+    torch = _torch()
+    fans = torch.nn.init._calculate_fan_in_and_fan_out
+    assert init.compute_fans(DENSE) == fans(torch.empty(DENSE[::-1]))
+    assert init.compute_fans(CONV) == fans(torch.empty(CONV))
+
+
+@pytest.mark.parametrize("shape", [DENSE, CONV])
+@pytest.mark.parametrize("name,kwargs", [
+    ("kaiming_uniform_", {}), ("kaiming_uniform_", {"a": 0.2, "mode": "fan_out"}),
+    ("kaiming_normal_", {}), ("kaiming_normal_", {"nonlinearity": "relu", "mode": "fan_out"}),
+    ("xavier_uniform_", {}), ("xavier_normal_", {"gain": 2.0}),
+    ("uniform_", {}), ("normal_", {"mean": 1.0, "std": 0.5}),
+])
+def test_in_place_initializers_match_torch_statistics(shape, name, kwargs):
+    torch = _torch()
+    torch.manual_seed(0)
+    t = torch.empty(shape[::-1] if len(shape) == 2 else shape)
+    getattr(torch.nn.init, name)(t, **kwargs)
+    ref = t.numpy()
+    tn.manual_seed(0)
+    w = tn.tensor(np.zeros(shape, np.float32), requires_grad=True)
+    assert getattr(init, name)(w, **kwargs) is w
+    got = w.numpy()
+    assert got.dtype == np.float32
+    # same distribution: std, mean and range within sampling error (>= 60,000 draws)
+    np.testing.assert_allclose(got.std(), ref.std(), rtol=0.02)
+    assert abs(got.mean() - ref.mean()) < 0.02 * ref.std() + 1e-3
+    if "uniform" in name:
+        np.testing.assert_allclose([got.min(), got.max()], [ref.min(), ref.max()],
+                                   rtol=0.01, atol=1e-3 * ref.std())
+
+
+def test_kaiming_defaults_are_the_he_schemes_draw_for_draw():
+    for under, ours in ((init.kaiming_uniform_, init.he_uniform),
+                        (init.xavier_uniform_, init.glorot_uniform)):
+        for shape in (DENSE, CONV):
+            tn.manual_seed(3)
+            expected = ours(shape)
+            tn.manual_seed(3)
+            w = under(tn.tensor(np.zeros(shape, np.float32)))
+            np.testing.assert_allclose(w.numpy(), expected, rtol=1e-6)
+
+
+def test_in_place_initializers_on_a_layer():
+    layer = nn.Dense(784, 10)
+    init.zeros_(layer.bias)
+    init.constant_(layer.weight, 0.5)
+    assert (layer.bias.numpy() == 0).all() and (layer.weight.numpy() == 0.5).all()
+    init.ones_(layer.bias)
+    assert (layer.bias.numpy() == 1).all()
+    # fan_in of the (784, 10) weight is 784: the bound is sqrt(6/784)
+    init.kaiming_uniform_(layer.weight)
+    assert np.abs(layer.weight.numpy()).max() <= np.sqrt(6 / 784) + 1e-7
+    with pytest.raises(TypeError, match="Tensor"):
+        init.zeros_(np.zeros(3))
+    with pytest.raises(ValueError, match="mode"):
+        init.kaiming_normal_(layer.weight, mode="fan_avg")
+
+
+def test_calculate_gain_matches_torch():
+    torch = _torch()
+    for args in (("relu",), ("tanh",), ("linear",), ("leaky_relu",), ("leaky_relu", 0.2),
+                 ("selu",), ("sigmoid",)):
+        assert init.calculate_gain(*args) == pytest.approx(torch.nn.init.calculate_gain(*args))
