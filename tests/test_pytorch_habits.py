@@ -128,3 +128,79 @@ def test_calculate_gain_matches_torch():
     for args in (("relu",), ("tanh",), ("linear",), ("leaky_relu",), ("leaky_relu", 0.2),
                  ("selu",), ("sigmoid",)):
         assert init.calculate_gain(*args) == pytest.approx(torch.nn.init.calculate_gain(*args))
+
+
+# --------------------------------------------------------------------------
+# learning-rate schedulers
+# --------------------------------------------------------------------------
+def _lrs(make_ours, make_torch, epochs=12, lr=0.1):
+    """The learning rate at each epoch, tinynet's and torch's, stepping once per epoch."""
+    torch = _torch()
+    w = nn.Dense(2, 2)
+    opt = optim.SGD(w.parameters(), lr=lr)
+    sched = make_ours(opt)
+    tw = torch.nn.Parameter(torch.zeros(2))
+    topt = torch.optim.SGD([tw], lr=lr)
+    tsched = make_torch(topt)
+    ours, theirs = [], []
+    for _ in range(epochs):
+        ours.append(opt.lr)
+        theirs.append(topt.param_groups[0]["lr"])
+        assert sched.get_last_lr() == [opt.lr]
+        topt.step()
+        sched.step()
+        tsched.step()
+    return ours, theirs
+
+
+def warmup(e):
+    return min(1.0, (e + 1) / 5)
+
+
+@pytest.mark.parametrize("name,kwargs", [
+    ("StepLR", {"step_size": 3, "gamma": 0.5}),
+    ("MultiStepLR", {"milestones": [2, 5, 9], "gamma": 0.1}),
+    ("ExponentialLR", {"gamma": 0.9}),
+    ("LambdaLR", {"lr_lambda": warmup}),
+])
+def test_schedulers_match_torch(name, kwargs):
+    torch = _torch()
+    ours, theirs = _lrs(lambda o: getattr(optim.lr_scheduler, name)(o, **kwargs),
+                        lambda o: getattr(torch.optim.lr_scheduler, name)(o, **kwargs))
+    np.testing.assert_allclose(ours, theirs, rtol=1e-12)
+
+
+def test_scheduler_drives_the_update_size():
+    """The step really uses the scheduled rate: p moves by lr * grad."""
+    p = tn.tensor(np.zeros(1, np.float32), requires_grad=True)
+    opt = optim.SGD([p], lr=1.0)
+    sched = optim.lr_scheduler.LambdaLR(opt, warmup)
+    moved = []
+    for _ in range(6):
+        before = p.numpy().copy()
+        opt.zero_grad()
+        (p * 1.0).sum().backward()
+        opt.step()
+        sched.step()
+        moved.append(float(before[0] - p.numpy()[0]))
+    np.testing.assert_allclose(moved, [0.2, 0.4, 0.6, 0.8, 1.0, 1.0], rtol=1e-6)
+
+
+def test_scheduler_import_forms_state_and_errors():
+    from tinynet.optim.lr_scheduler import StepLR
+    assert StepLR is optim.lr_scheduler.StepLR
+    opt = optim.SGD(nn.Dense(2, 2).parameters(), lr=1.0)
+    s = StepLR(opt, step_size=2)
+    for _ in range(3):
+        s.step()
+    state = s.state_dict()
+    opt2 = optim.SGD(nn.Dense(2, 2).parameters(), lr=5.0)
+    s2 = StepLR(opt2, step_size=2)
+    s2.load_state_dict(state)
+    assert opt2.lr == opt.lr == pytest.approx(0.1)
+    with pytest.raises(ValueError, match="step_size"):
+        StepLR(opt, step_size=0)
+    with pytest.raises(TypeError, match="optimizer"):
+        StepLR(object(), step_size=1)
+    with pytest.raises(ValueError, match="learning rate"):
+        optim.lr_scheduler.LambdaLR(opt, lambda e: -1.0)
