@@ -204,3 +204,96 @@ def test_scheduler_import_forms_state_and_errors():
         StepLR(object(), step_size=1)
     with pytest.raises(ValueError, match="learning rate"):
         optim.lr_scheduler.LambdaLR(opt, lambda e: -1.0)
+
+
+# --------------------------------------------------------------------------
+# TensorDataset and a DataLoader over any dataset
+# --------------------------------------------------------------------------
+from tinynet.data import DataLoader, TensorDataset  # noqa: E402
+
+
+def _xy(n=10):
+    rng = np.random.default_rng(0)
+    return rng.normal(size=(n, 3)).astype(np.float32), rng.integers(0, 4, size=n)
+
+
+class Squares:
+    """A map-style dataset written the PyTorch way: __len__ and __getitem__ only."""
+
+    def __init__(self, n):
+        self.n = n
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, i):
+        if not 0 <= i < self.n:
+            raise IndexError(i)
+        return np.array([i, i * i], dtype=np.float32), i % 3
+
+
+def _as_lists(batches):
+    return [tuple(np.asarray(getattr(t, "numpy", lambda t=t: t)()) for t in b) for b in batches]
+
+
+@pytest.mark.parametrize("drop_last", [False, True])
+def test_tensor_dataset_loader_matches_torch_and_the_array_form(drop_last):
+    torch = _torch()
+    x, y = _xy()
+    ours = list(DataLoader(TensorDataset(x, y), batch_size=4, shuffle=False, drop_last=drop_last))
+    arrays = list(DataLoader(x, y, batch_size=4, shuffle=False, drop_last=drop_last))
+    theirs = list(torch.utils.data.DataLoader(
+        torch.utils.data.TensorDataset(torch.from_numpy(x), torch.from_numpy(y)),
+        batch_size=4, shuffle=False, drop_last=drop_last))
+    assert len(ours) == len(theirs) == len(arrays)
+    for (xb, yb), (ax, ay), (tx, ty) in zip(ours, arrays, theirs):
+        np.testing.assert_array_equal(xb.numpy(), tx.numpy())
+        np.testing.assert_array_equal(yb.numpy(), ty.numpy())
+        np.testing.assert_array_equal(xb.numpy(), ax.numpy())
+        np.testing.assert_array_equal(yb.numpy(), ay.numpy())
+
+
+def test_tensor_dataset_items_and_errors():
+    x, y = _xy()
+    ds = TensorDataset(tn.tensor(x), y)
+    assert len(ds) == 10
+    xi, yi = ds[3]
+    np.testing.assert_array_equal(xi.numpy(), x[3])
+    assert int(yi.numpy()) == y[3]
+    with pytest.raises(ValueError, match="same first dimension"):
+        TensorDataset(x, y[:5])
+    with pytest.raises(ValueError, match="at least one"):
+        TensorDataset()
+
+
+def test_any_dataset_with_len_and_getitem():
+    torch = _torch()
+    ds = Squares(7)
+    ours = list(DataLoader(ds, 3, shuffle=False))          # torch's positional batch_size
+    theirs = list(torch.utils.data.DataLoader(ds, batch_size=3, shuffle=False))
+    assert len(ours) == len(theirs) == 3
+    for (xb, yb), (tx, ty) in zip(ours, theirs):
+        np.testing.assert_array_equal(xb.numpy(), tx.numpy())
+        np.testing.assert_array_equal(yb.numpy(), ty.numpy())
+    # shuffled: every sample exactly once per epoch, in a new order each epoch
+    loader = DataLoader(ds, batch_size=2, seed=0)
+    firsts = []
+    for _ in range(2):
+        seen = np.concatenate([xb.numpy()[:, 0] for xb, _ in loader])
+        assert sorted(seen.tolist()) == list(range(7))
+        firsts.append(seen.tolist())
+    assert firsts[0] != firsts[1]
+    # a list of (x, y) pairs is a dataset too
+    pairs = [ds[i] for i in range(7)]
+    (xb, yb), = list(DataLoader(pairs, batch_size=7, shuffle=False))
+    np.testing.assert_array_equal(yb.numpy(), [i % 3 for i in range(7)])
+
+
+def test_fit_trains_from_a_dataset_loader():
+    from tinynet.train import fit
+    tn.manual_seed(0)
+    x, y = _xy(64)
+    model = nn.Sequential(nn.Dense(3, 8), nn.ReLU(), nn.Dense(8, 4))
+    h = fit(model, nn.CrossEntropyLoss(), optim.Adam(model.parameters(), lr=1e-2),
+            DataLoader(TensorDataset(x, y), batch_size=16, seed=0), epochs=3, progress=False)
+    assert h.steps == 12 and h.epoch["loss"][-1] < h.epoch["loss"][0]

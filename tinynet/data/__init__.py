@@ -9,7 +9,7 @@ Light to import: numpy only; matplotlib is imported when ``digits()`` first runs
 from .digits import digits
 from .errors import DatasetError
 from .idx import read_idx
-from .loader import DataLoader, load
+from .loader import DataLoader, TensorDataset, load
 from .mnist import mnist
 
-__all__ = ["read_idx", "mnist", "digits", "DataLoader", "load", "DatasetError"]
+__all__ = ["read_idx", "mnist", "digits", "DataLoader", "TensorDataset", "load", "DatasetError"]
