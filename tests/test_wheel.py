@@ -1,13 +1,17 @@
 """A pip user's first contact: build the wheel, install it in a fresh venv, get the lessons.
 
-One test does it all (building and installing once costs ~1 minute; the
-dependencies come from PyPI through pip's cache):
+One test does it all, so that only one build runs in the checkout at a time
+(builds write build/ there; parallel workers would race).  Building and
+installing costs ~30 s with pip's cache warm; the dependencies come from PyPI.
 
 * the wheel holds the lessons and the *student* homework as package data, and
   the LICENSE in its dist-info; no solution notebook, no solution text;
+* the sdist holds what its own wheel build needs (MANIFEST.in): a wheel built
+  from the unpacked sdist has the same lessons;
 * in an empty folder, ``tinynet lessons out/`` writes every lesson and every
   homework notebook, with no solution and no hidden test; a second run refuses
-  to overwrite; ``tinynet info`` and ``tinynet explain --help`` start;
+  to overwrite; ``tinynet info``, ``tinynet explain --help`` and a short
+  ``tinynet explain zero-kernel`` run; a bad input is one line;
 * lesson 00 runs from the copied folder with the venv's Python.
 """
 import importlib.util
@@ -66,8 +70,7 @@ def _code_of(notebook):
     return "\n".join(lines) + "\n"
 
 
-def test_wheel_contents_without_installing(tmp_path):
-    wheel = _build_wheel(tmp_path)
+def _check_wheel(wheel):
     names = zipfile.ZipFile(wheel).namelist()
     for name in LESSONS:
         assert f"tinynet/_lessons/{name}" in names
@@ -85,11 +88,34 @@ def test_wheel_contents_without_installing(tmp_path):
                     assert marker not in text, f"{n} holds {marker!r}"
                 assert "raise NotImplementedError()" in text
     assert not any("lessons/src" in n or n.startswith("lessons/") for n in names)
+    return names
+
+
+def _wheel_from_sdist(tmp_path):
+    """sdist (setuptools' PEP 517 hook, in the checkout), unpacked, then its own wheel."""
+    import tarfile
+    out = tmp_path / "sdist"
+    r = _run([sys.executable, "-c", "import sys; from setuptools import build_meta as b; "
+              "print(b.build_sdist(sys.argv[1]))", str(out)], ROOT, 300)
+    assert r.returncode == 0, r.stderr
+    sdist = out / r.stdout.strip().splitlines()[-1]
+    with tarfile.open(sdist) as tar:
+        safe = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
+        tar.extractall(tmp_path / "unpacked", **safe)
+    src = next((tmp_path / "unpacked").iterdir())
+    assert (src / "LICENSE").is_file() and (src / "scripts" / "release_homework.py").is_file()
+    r = _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+              "-w", str(tmp_path / "from-sdist"), str(src)], src, 300)
+    assert r.returncode == 0, r.stderr
+    return next((tmp_path / "from-sdist").glob("tinynet-*.whl"))
 
 
 @pytest.mark.slow
 def test_pip_user_path_from_a_fresh_venv(tmp_path):
     wheel = _build_wheel(tmp_path / "dist")
+    names = _check_wheel(wheel)
+    if importlib.util.find_spec("wheel"):
+        assert set(_check_wheel(_wheel_from_sdist(tmp_path))) == set(names)
     env_dir = tmp_path / "venv"
     venv.create(env_dir, with_pip=True)
     py = env_dir / "bin" / "python"
@@ -125,6 +151,12 @@ def test_pip_user_path_from_a_fresh_venv(tmp_path):
     assert r.returncode == 0 and "tinynet 0." in r.stdout, r.stderr
     r = _run([str(tinynet), "explain", "--help"], work, 120, env)
     assert r.returncode == 0 and "default" in r.stdout, r.stderr
+    r = _run([str(tinynet), "explain", "zero-kernel", "--steps", "2", "--samples", "64",
+              "--no-progress", "--out", "figs"], work, 300, env)
+    assert r.returncode == 0 and "done in" in r.stdout, r.stderr
+    assert list((work / "figs").glob("zero_kernel_*.png"))
+    r = _run([str(tinynet), "explain", "--samples", "0"], work, 120, env)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "--samples" in r.stderr
 
     # one lesson runs from the copied folder, against the installed wheel
     (out / "lesson00.py").write_text(_code_of(out / "00_autograd_by_hand.ipynb"))
