@@ -31,6 +31,8 @@ def temp_prefix(target_name):
 
 
 def _pid_alive(pid):
+    if os.name == "nt":
+        return True            # os.kill(pid, 0) would terminate it on Windows: never clean there
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

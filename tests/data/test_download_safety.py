@@ -125,7 +125,7 @@ def test_trickling_mirror_hits_the_deadline(server, checksums, monkeypatch, tmp_
     took = time.monotonic() - start
     msg = str(info.value)
     assert "too slow" in msg and "deadline" in msg and "/trickle/" in msg, msg
-    assert 1.0 <= took < 4.0, took
+    assert 1.0 <= took < 15.0, took                     # bounded, not hanging
     assert list((tmp_path / "dl").iterdir()) == []       # no .part left behind
 
 
@@ -136,7 +136,7 @@ def test_stalled_mirror_hits_the_stall_timeout_then_the_next_mirror_works(
     monkeypatch.setattr(M, "DEADLINE_S", 60)
     start = time.monotonic()
     x, y = mnist("test", root=tmp_path / "dl", progress=False)
-    assert time.monotonic() - start < 4.0
+    assert time.monotonic() - start < 15.0             # two 0.5 s stalls, then the good mirror
     assert y.tolist() == [0, 1, 2, 3, 4, 5]
     monkeypatch.setattr(M, "MIRRORS", [server + "/stall/"])
     for n in NAMES:
@@ -220,6 +220,10 @@ def _kill9(proc):
     proc.stderr.close()
 
 
+POSIX_ONLY = pytest.mark.skipif(os.name == "nt", reason="kill -9 and stale-temp cleanup are POSIX-only")
+
+
+@POSIX_ONLY
 def test_checkpoint_temp_file_of_a_killed_writer_is_cleaned_by_the_next_save(tmp_path):
     target = tmp_path / "model.npz"
     writer = _child(f"""
@@ -265,6 +269,7 @@ def tn_load_ok(path):
     return list(tn.load(path)) == ["0.weight", "0.bias"]
 
 
+@POSIX_ONLY
 def test_download_part_file_of_a_killed_process_is_cleaned_by_the_next_download(
         server, tmp_path):
     dl = tmp_path / "dl"
@@ -295,6 +300,7 @@ def test_download_part_file_of_a_killed_process_is_cleaned_by_the_next_download(
     assert sorted(p.name for p in dl.iterdir()) == sorted(n + ".gz" for n in NAMES)
 
 
+@POSIX_ONLY
 def test_remove_stale_temp_files_pattern_is_exact(tmp_path):
     old = time.time() - 3600
     keep = [".model.npz.tinynet-1x-abc.tmp", ".model.npz.tinynet-999999999-abc.tmp.bak",
