@@ -200,3 +200,17 @@ def test_lessons_into_a_file_is_one_line(tmp_path):
     (tmp_path / "f").write_text("x")
     r = _tinynet("lessons", "f", cwd=tmp_path)
     _one_line_error(r, "not a folder")
+    r = _tinynet("lessons", "f/sub", cwd=tmp_path)
+    _one_line_error(r, "cannot create", "f/sub")
+
+
+def test_explain_figure_write_failure_is_one_line(tmp_path, monkeypatch, capsys):
+    from tinynet import plot
+
+    def full_disk(fig, path, **kwargs):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(plot, "save", full_disk)
+    code = main(["explain", "zero-kernel", "--steps", "2", "--samples", "64", "--no-progress",
+                 "--out", str(tmp_path / "figs")])
+    err = capsys.readouterr().err
+    assert code == 1 and err.count("\n") == 1 and "No space left on device" in err

@@ -115,7 +115,12 @@ def cmd_explain(args):
         say(str(res))
         for stem, fig in res.figures.items():
             path = os.path.join(args.out, f"{stem}.png")
-            plot.save(fig, path)
+            try:
+                plot.save(fig, path)
+            except OSError as exc:      # the folder vanished or the disk filled mid-run
+                print(f"tinynet explain: cannot write {path}: {exc.strerror or exc}",
+                      file=sys.stderr)
+                return 1
             say(f"  figure: {path}")
     say()
     say(f"done in {total:.1f} s; figures in {os.path.abspath(args.out)}")
