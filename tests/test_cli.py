@@ -1,4 +1,11 @@
-"""The `tinynet` command: info, and `explain` on every case, writing its figures."""
+"""The `tinynet` command: info, `explain` on every case writing its figures, `lessons`,
+and one-line errors for bad input."""
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
 import pytest
 
 from tinynet import backend
@@ -91,12 +98,6 @@ def test_unknown_case_is_rejected(capsys):
 # --------------------------------------------------------------------------
 # bad input: one line on stderr, exit code 2, and no training before it
 # --------------------------------------------------------------------------
-import os
-import subprocess
-import sys
-import time
-from pathlib import Path
-
 ROOT = Path(__file__).resolve().parents[1]
 
 
