@@ -37,7 +37,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from tinynet import backend
-from tinynet.files import atomic_write
+from tinynet.files import atomic_write, remove_stale_temp_files
 
 __all__ = ["save", "load", "CheckpointError", "CheckpointWarning"]
 
@@ -151,6 +151,9 @@ def _atomic_savez(path, arrays):
 # --------------------------------------------------------------------------
 def _read(path):
     """(meta, {name: array}, {name: {key: array}}) from a checkpoint file."""
+    # a run killed mid-save left its temp file; resuming is the next run, so clean here too
+    remove_stale_temp_files(os.path.dirname(os.path.abspath(path)), os.path.basename(path),
+                            ".tmp")
     if not os.path.exists(path):
         raise FileNotFoundError(f"load: checkpoint {path!r} does not exist")
     with open(path, "rb") as f:

@@ -262,6 +262,29 @@ def test_checkpoint_temp_file_of_a_killed_writer_is_cleaned_by_the_next_save(tmp
     assert target.is_file() and tn_load_ok(target)
     for p in (mine, live, fresh, other):
         assert p.exists(), p.name
+    # killed again; this time the next run only loads (resumes): it cleans too
+    writer = _child(f"""
+        import time
+        from tinynet.files import atomic_write
+        cm = atomic_write({str(target)!r})
+        f = cm.__enter__()
+        f.write(b"half")
+        f.flush()
+        print("ready", flush=True)
+        time.sleep(60)
+    """)
+    assert writer.stdout.readline().strip() == "ready"
+    stale = list(tmp_path.glob(f".model.npz.tinynet-{writer.pid}-*.tmp"))
+    _kill9(writer)
+    assert len(stale) == 1
+    time.sleep(0.05)
+    loader = _child(f"""
+        import tinynet as tn
+        print(list(tn.load({str(target)!r})))
+    """)
+    out, err = loader.communicate(timeout=60)
+    assert loader.returncode == 0 and "0.weight" in out, err
+    assert not stale[0].exists()
 
 
 def tn_load_ok(path):
