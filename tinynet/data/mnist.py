@@ -295,6 +295,8 @@ def mnist(split="train", root=None, download=True, flatten=False, progress=True)
         raise ValueError(f"mnist(split={split!r}): expected 'train' or 'test'")
     searched, dest = _folders(root)
     names = FILES[split]
+    for name in names:              # .part files of a download killed in an earlier run
+        remove_stale_temp_files(dest, name + ".gz", ".part")
     paths = {name: _find(name, searched) for name in names}
     missing = [name for name in names if paths[name] is None]
     if missing and not download:
