@@ -190,3 +190,86 @@ def test_round_trip_on_device(device, tmp_path):
         np.testing.assert_array_equal(value, params(other)[name])
     assert all(tn.backend.device_of(v) == device
                for st in opt2.state for k, v in st.items() if k != "step")
+
+
+# --------------------------------------------------------------------------
+# tn.save / tn.load: the PyTorch habit, and values that will break training
+# --------------------------------------------------------------------------
+def test_tn_save_load_are_the_checkpoint_functions(tmp_path):
+    assert tn.save is checkpoint.save and tn.load is checkpoint.load
+    a, b = mlp(seed=0), mlp(seed=1)
+    tn.save(a, tmp_path / "m.npz")
+    tn.load(b, tmp_path / "m.npz")
+    for (n, p), (_, q) in zip(a.named_parameters(), b.named_parameters()):
+        np.testing.assert_array_equal(p.numpy(), q.numpy(), err_msg=n)
+
+
+def test_state_dict_habit_round_trips(tmp_path):
+    a, b = mlp(seed=0), mlp(seed=1)
+    path = tn.save(a.state_dict(), tmp_path / "sd.npz")
+    state = tn.load(path)
+    assert list(state) == [n for n, _ in a.named_parameters()]
+    b.load_state_dict(state)
+    for (n, p), (_, q) in zip(a.named_parameters(), b.named_parameters()):
+        np.testing.assert_array_equal(p.numpy(), q.numpy(), err_msg=n)
+    # the file a model writes and the file its state dict writes hold the same arrays
+    tn.save(a, tmp_path / "m.npz")
+    with np.load(tmp_path / "m.npz") as z1, np.load(path) as z2:
+        for key in z1.files:
+            if key != "__meta__":
+                np.testing.assert_array_equal(z1[key], z2[key])
+
+
+def test_load_path_only_accepts_paths():
+    with pytest.raises(TypeError, match="load"):
+        tn.load(mlp())
+
+
+def _write_with(tmp_path, name, values):
+    """A checkpoint of mlp() whose parameter `name` holds `values` (any dtype)."""
+    model = mlp()
+    state = model.state_dict()
+    state[name] = values
+    return tn.save(state, tmp_path / "bad.npz")
+
+
+@pytest.mark.parametrize("bad,expect", [(np.nan, "1 NaN"), (np.inf, "1 Inf"),
+                                        (1e39, "beyond the float32 range")])
+def test_loading_nan_inf_or_float32_overflow_warns_naming_the_parameter(tmp_path, bad, expect):
+    values = mlp().state_dict()["2.weight"].astype(np.float64)
+    values[1, 2] = bad
+    path = _write_with(tmp_path, "2.weight", values)
+    model = mlp()
+    with pytest.warns(checkpoint.CheckpointWarning, match=r"'2\.weight'.*" + expect):
+        load(model, path)
+    got = model.state_dict()["2.weight"][1, 2]
+    assert not np.isfinite(got)          # loaded as asked: NaN stays NaN, 1e39 -> inf
+
+
+def test_loading_path_only_warns_about_nan(tmp_path):
+    values = mlp().state_dict()["0.bias"].copy()
+    values[:] = np.nan
+    path = _write_with(tmp_path, "0.bias", values)
+    with pytest.warns(checkpoint.CheckpointWarning, match=r"'0\.bias'.*8 NaN of 8"):
+        tn.load(path)
+
+
+def test_clean_checkpoint_loads_without_warnings(tmp_path, recwarn):
+    path = tn.save(mlp(), tmp_path / "ok.npz")
+    load(mlp(), path)
+    tn.load(path)
+    assert not [w for w in recwarn if issubclass(w.category, checkpoint.CheckpointWarning)]
+
+
+def test_pytorch_state_dict_transposed_into_dense(tmp_path):
+    """A torch Linear's weight is (out, in); its .T loads into Dense's (in, out)."""
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    lin = torch.nn.Linear(4, 3)
+    model = nn.Sequential(nn.Dense(4, 3))
+    tn.save({"0.weight": lin.weight.detach().numpy().T,
+             "0.bias": lin.bias.detach().numpy()}, tmp_path / "t.npz")
+    model.load_state_dict(tn.load(tmp_path / "t.npz"))
+    x = np.random.default_rng(0).normal(size=(5, 4)).astype(np.float32)
+    np.testing.assert_allclose(model(tn.tensor(x)).numpy(),
+                               lin(torch.from_numpy(x)).detach().numpy(), rtol=1e-5, atol=1e-6)

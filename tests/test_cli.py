@@ -1,4 +1,11 @@
-"""The `tinynet` command: info, and `explain` on every case, writing its figures."""
+"""The `tinynet` command: info, `explain` on every case writing its figures, `lessons`,
+and one-line errors for bad input."""
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
 import pytest
 
 from tinynet import backend
@@ -63,7 +70,7 @@ def test_explain_cuda_without_gpu_is_a_clear_error(capsys, monkeypatch):
     monkeypatch.setattr(backend, "_cuda_xp", None)
     monkeypatch.setattr(backend, "_try_cupy", lambda: None)
     assert main(["explain", "zero-pixels", "--device", "cuda"]) == 2
-    assert "pip install -e .[gpu]" in capsys.readouterr().err
+    assert "[gpu]" in capsys.readouterr().err
 
 
 def test_explain_on_real_mnist_test_split(mnist_dir, monkeypatch, tmp_path, capsys):
@@ -86,3 +93,125 @@ def test_explain_on_real_mnist_test_split(mnist_dir, monkeypatch, tmp_path, caps
 def test_unknown_case_is_rejected(capsys):
     with pytest.raises(SystemExit):
         main(["explain", "no-such-case"])
+
+
+# --------------------------------------------------------------------------
+# bad input: one line on stderr, exit code 2, and no training before it
+# --------------------------------------------------------------------------
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _tinynet(*args, cwd, timeout=60):
+    env = dict(os.environ, PYTHONPATH=str(ROOT), MPLBACKEND="Agg")
+    return subprocess.run([sys.executable, "-m", "tinynet.cli", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def _one_line_error(r, *words):
+    assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in r.stderr, r.stderr
+    assert r.stdout == "", "something ran before the error: " + r.stdout
+    for w in words:
+        assert w in lines[0], lines[0]
+    return lines[0]
+
+
+def test_explain_out_is_an_existing_file(tmp_path):
+    (tmp_path / "figs").write_text("not a folder")
+    start = time.monotonic()
+    r = _tinynet("explain", "--out", "figs", cwd=tmp_path)
+    _one_line_error(r, "--out", "figs", "existing file")
+    assert time.monotonic() - start < 30        # no training happened (a case takes minutes)
+    assert (tmp_path / "figs").read_text() == "not a folder"
+
+
+def test_explain_out_cannot_be_created(tmp_path):
+    (tmp_path / "plain").write_text("x")
+    r = _tinynet("explain", "zero-pixels", "--out", "plain/figs", cwd=tmp_path)
+    _one_line_error(r, "--out", "cannot write figures")
+
+
+@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0,
+                    reason="root may write into a read-only folder")
+def test_explain_out_is_read_only(tmp_path):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    try:
+        r = _tinynet("explain", "zero-pixels", "--out", "ro", cwd=tmp_path)
+    finally:
+        ro.chmod(0o700)
+    _one_line_error(r, "--out", "cannot write figures")
+    assert list(ro.iterdir()) == []
+
+
+@pytest.mark.parametrize("flag,value", [("--samples", "0"), ("--samples", "-5"),
+                                        ("--steps", "0"), ("--seed", "-1")])
+def test_explain_bad_counts(tmp_path, flag, value):
+    r = _tinynet("explain", "zero-pixels", flag, value, "--out", "figs", cwd=tmp_path)
+    _one_line_error(r, flag, value)
+
+
+def test_explain_cuda_without_gpu_is_one_line(tmp_path):
+    r = _tinynet("explain", "zero-pixels", "--device", "cuda", "--out", "figs", cwd=tmp_path)
+    if r.returncode == 0:
+        pytest.skip("a GPU with CuPy is present")
+    _one_line_error(r, "[gpu]")
+
+
+@pytest.mark.xfail(strict=True, reason="the hint's wording lives in tinynet/backend.py "
+                   "(INSTALL_HINT); remove this marker once it names the wheel extra")
+def test_gpu_hint_names_the_wheel_extra_quoted():
+    # unquoted .[gpu] is a glob in zsh; wheel users need the package name
+    assert 'pip install "tinynet[gpu]"' in backend.INSTALL_HINT
+    assert 'pip install -e ".[gpu]"' in backend.INSTALL_HINT
+
+
+def test_help_shows_the_defaults(tmp_path):
+    r = _tinynet("explain", "--help", cwd=tmp_path)
+    assert r.returncode == 0
+    for text in ("(default: 10000)", "(default: tinynet-explain)", "(default: cpu)",
+                 "(default: embedded)", "(default: 0)"):
+        assert text in " ".join(r.stdout.split()), text
+    r = _tinynet("lessons", "--help", cwd=tmp_path)
+    assert r.returncode == 0 and "(default: tinynet-lessons)" in r.stdout
+
+
+def test_lessons_from_the_checkout(tmp_path, capsys):
+    assert main(["lessons", str(tmp_path / "out")]) == 0
+    lessons = sorted(p.name for p in (ROOT / "lessons").glob("*.ipynb"))
+    assert sorted(p.name for p in (tmp_path / "out").glob("*.ipynb")) == lessons
+    homework = sorted((tmp_path / "out" / "homework").glob("*.ipynb"))
+    assert [p.name for p in homework] == sorted(
+        p.name for p in (ROOT / "lessons" / "homework").glob("*.ipynb"))
+    for p in homework:
+        text = p.read_text(encoding="utf-8")
+        assert "### BEGIN SOLUTION" not in text and "HIDDEN TESTS" not in text
+        assert "raise NotImplementedError()" in text
+    capsys.readouterr()
+    # a second run refuses, names a file and the way out; --force overwrites
+    assert main(["lessons", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "--force" in err and "already exists" in err and len(err.strip().splitlines()) == 1
+    assert main(["lessons", str(tmp_path / "out"), "--force"]) == 0
+
+
+def test_lessons_into_a_file_is_one_line(tmp_path):
+    (tmp_path / "f").write_text("x")
+    r = _tinynet("lessons", "f", cwd=tmp_path)
+    _one_line_error(r, "not a folder")
+    r = _tinynet("lessons", "f/sub", cwd=tmp_path)
+    _one_line_error(r, "cannot create", "f/sub")
+
+
+def test_explain_figure_write_failure_is_one_line(tmp_path, monkeypatch, capsys):
+    from tinynet import plot
+
+    def full_disk(fig, path, **kwargs):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(plot, "save", full_disk)
+    code = main(["explain", "zero-kernel", "--steps", "2", "--samples", "64", "--no-progress",
+                 "--out", str(tmp_path / "figs")])
+    err = capsys.readouterr().err
+    assert code == 1 and err.count("\n") == 1 and "No space left on device" in err

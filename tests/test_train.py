@@ -1,7 +1,9 @@
 """fit / evaluate / History: the training loop, its callbacks, progress bar and errors."""
 import io
 import sys
+import textwrap
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -266,6 +268,81 @@ def test_progress_on_for_a_tty(monkeypatch):
     fit(model, F.softmax_cross_entropy, optim.SGD(model.parameters(), lr=0.1),
         numpy_batches(x, y, 10))
     assert "epoch 1/1" in fake.getvalue()
+
+
+def test_no_terminal_gives_one_line_per_epoch_on_stdout(monkeypatch):
+    """Jupyter without widgets, a log file, a pipe: no bar, one line per epoch."""
+    err, out = io.StringIO(), io.StringIO()
+    monkeypatch.setattr(sys, "stderr", err)
+    monkeypatch.setattr(sys, "stdout", out)
+    x, y = blobs(40)
+    model = small_model()
+    h = fit(model, F.softmax_cross_entropy, optim.SGD(model.parameters(), lr=0.1),
+            DataLoader(x, y, batch_size=10, seed=0), epochs=3, val_data=(x, y))
+    lines = out.getvalue().splitlines()
+    assert err.getvalue() == ""
+    assert [ln.split(":")[0] for ln in lines] == ["epoch 1/3", "epoch 2/3", "epoch 3/3"]
+    for k, ln in enumerate(lines):
+        assert f"step {4 * (k + 1)}," in ln
+        assert f"loss={h.epoch['loss'][k]:.4f}" in ln and f"val_acc={h.epoch['val_acc'][k]:.4f}" in ln
+    out.truncate(0)
+    fit(model, F.softmax_cross_entropy, optim.SGD(model.parameters(), lr=0.1),
+        DataLoader(x, y, batch_size=10), epochs=2, progress=False)
+    assert out.getvalue() == "" and err.getvalue() == ""
+
+
+def test_progress_mode_in_jupyter_with_and_without_widgets(monkeypatch):
+    import types
+    from tinynet import train
+    shell = type("ZMQInteractiveShell", (), {})()
+    monkeypatch.setitem(sys.modules, "IPython",
+                        types.SimpleNamespace(get_ipython=lambda: shell))
+    monkeypatch.setattr(train, "_stderr_is_terminal", lambda: False)
+    monkeypatch.setattr(train, "_has_widgets", lambda: True)
+    assert train._progress_mode(None) == "notebook" and train._progress_mode(True) == "notebook"
+    monkeypatch.setattr(train, "_has_widgets", lambda: False)
+    assert train._progress_mode(None) == "lines" and train._progress_mode(True) == "bar"
+    assert train._progress_mode(False) is None
+
+
+@pytest.mark.lesson
+def test_fit_in_a_real_jupyter_kernel(tmp_path):
+    """A widget bar where ipywidgets is installed; epoch lines where it is not."""
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    pytest.importorskip("ipykernel")
+    setup = textwrap.dedent("""
+        import sys
+        sys.path.insert(0, %r)
+        import numpy as np
+        from tinynet import nn, optim
+        import tinynet.nn.functional as F
+        from tinynet.data import DataLoader
+        from tinynet.train import fit
+        x = np.random.default_rng(0).normal(size=(40, 2)).astype(np.float32)
+        y = (x[:, 0] > 0).astype(np.int64)
+        def run():
+            m = nn.Sequential(nn.Dense(2, 2))
+            fit(m, F.softmax_cross_entropy, optim.SGD(m.parameters(), lr=0.1),
+                DataLoader(x, y, batch_size=10, seed=0), epochs=2)
+    """) % str(Path(__file__).resolve().parents[1])
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(setup),
+                nbformat.v4.new_code_cell("run()"),
+                nbformat.v4.new_code_cell("sys.modules['ipywidgets'] = None  # no widgets\nrun()")]
+    client = nbclient.NotebookClient(nb, timeout=120, kernel_name="python3",
+                                     resources={"metadata": {"path": str(tmp_path)}})
+    client.execute()
+    with_widgets, without = nb.cells[1].outputs, nb.cells[2].outputs
+    has_widget = any("application/vnd.jupyter.widget-view+json" in o.get("data", {})
+                     for o in with_widgets)
+    try:
+        import ipywidgets  # noqa: F401
+        assert has_widget, with_widgets
+    except ImportError:
+        assert not has_widget
+    text = "".join(o.get("text", "") for o in without if o.get("name") == "stdout")
+    assert [ln.split(":")[0] for ln in text.splitlines()] == ["epoch 1/2", "epoch 2/2"], without
 
 
 # ---- errors ------------------------------------------------------------------------

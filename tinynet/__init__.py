@@ -9,6 +9,7 @@ Heavy parts (data, diagnose, plot, train) load on first use.
 import importlib
 
 from tinynet.backend import DeviceError, cuda_available
+from tinynet.checkpoint import load, save
 from tinynet.gradcheck import GradcheckError, gradcheck
 from tinynet.random import manual_seed
 from tinynet.tensor import Function, Tensor, enable_grad, is_grad_enabled, no_grad, tensor
@@ -34,5 +35,5 @@ def __dir__():
 
 __all__ = ["Tensor", "Function", "tensor", "no_grad", "enable_grad", "is_grad_enabled",
            "manual_seed", "gradcheck", "GradcheckError", "DeviceError", "cuda_available",
-           "ops", "__version__",
+           "ops", "save", "load", "__version__",
            "zeros", "ones", "randn", "arange", "from_numpy", "cat", "stack"]

@@ -2,6 +2,7 @@
 
     tinynet info            version, array backends, and a tiny worked example
     tinynet explain [CASE]  (see `tinynet explain --help`) why parameters stop updating
+    tinynet lessons [DIR]   the lesson notebooks and the student homework, into DIR
 """
 import argparse
 import sys
@@ -13,7 +14,7 @@ def _backend_line():
     from tinynet import backend
     import tinynet as tn
     cuda = "available (CuPy)" if backend.cuda_available() else \
-        f"not available ({backend._cupy_failure}); pip install -e .[gpu] on a GPU machine"
+        f"not available ({backend._cupy_failure}); {backend.INSTALL_HINT}"
     return f"tinynet {tn.__version__}  |  numpy {np.__version__} on cpu  |  cuda: {cuda}"
 
 
@@ -54,6 +55,8 @@ def build_parser():
         diagnose_cli = None
     if diagnose_cli is not None:
         diagnose_cli.add_parser(sub)
+    from tinynet import lessons_cli
+    lessons_cli.add_parser(sub)
     return parser
 
 

@@ -280,6 +280,106 @@ def make_array(init, shape, dtype=np.float32, fan_in=None, fan_out=None, what="w
     return values.astype(dtype, copy=False)
 
 
+# --------------------------------------------------------------------------
+# PyTorch-style in-place initializers: init.kaiming_normal_(layer.weight)
+# --------------------------------------------------------------------------
+# They overwrite an existing Tensor's values (under no_grad, keeping its
+# device and dtype) with a draw from the initializers above, and return it.
+# The formulas and defaults are PyTorch's (kaiming_* draw from a plain,
+# untruncated normal/uniform with gain sqrt(2) for ReLU; uniform_ is U(0, 1)).
+# The fans are tinynet's: a 2-D weight is Dense's (IN, OUT) -- the transpose
+# of a torch Linear's (OUT, IN) -- so fan_in = shape[0]; a 4-D weight is
+# Conv2D's (O, C, KH, KW) as in torch.  Pass layout= to override the guess.
+
+def calculate_gain(nonlinearity, param=None):
+    """The recommended scale for a nonlinearity, as torch.nn.init.calculate_gain."""
+    if nonlinearity in ("linear", "conv1d", "conv2d", "conv3d", "sigmoid"):
+        return 1.0
+    if nonlinearity == "tanh":
+        return 5.0 / 3
+    if nonlinearity == "relu":
+        return float(np.sqrt(2.0))
+    if nonlinearity == "leaky_relu":
+        slope = 0.01 if param is None else float(param)
+        return float(np.sqrt(2.0 / (1 + slope ** 2)))
+    if nonlinearity == "selu":
+        return 3.0 / 4
+    raise ValueError(f"calculate_gain: unsupported nonlinearity {nonlinearity!r}")
+
+
+def _fill_(tensor, initializer, layout=None, where="init"):
+    """Overwrite ``tensor``'s values with ``initializer``'s draw; returns ``tensor``."""
+    if not isinstance(tensor, Tensor):
+        raise TypeError(f"init.{where}: expected a tinynet Tensor or Parameter (e.g. "
+                        f"layer.weight), got {type(tensor).__name__}")
+    fan_in, fan_out = compute_fans(tensor.shape, layout)
+    values = initializer(tensor.shape, dtype=tensor.dtype, fan_in=fan_in, fan_out=fan_out)
+    from tinynet.tensor import no_grad
+    with no_grad():
+        tensor.data[...] = backend.to_device(values, tensor.device)
+    return tensor
+
+
+def _fan(tensor, mode, layout, where):
+    fan_in, fan_out = compute_fans(tensor.shape, layout)
+    if mode not in ("fan_in", "fan_out"):
+        raise ValueError(f"init.{where}: mode must be 'fan_in' or 'fan_out', got {mode!r}")
+    return fan_in if mode == "fan_in" else fan_out
+
+
+def zeros_(tensor):
+    return _fill_(tensor, zeros, where="zeros_")
+
+
+def ones_(tensor):
+    return _fill_(tensor, ones, where="ones_")
+
+
+def constant_(tensor, val):
+    return _fill_(tensor, constant(val), where="constant_")
+
+
+def uniform_(tensor, a=0.0, b=1.0):
+    """U(a, b); PyTorch's default range (0, 1), not init.uniform's Keras default."""
+    return _fill_(tensor, uniform(a, b), where="uniform_")
+
+
+def normal_(tensor, mean=0.0, std=1.0):
+    return _fill_(tensor, normal(mean, std), where="normal_")
+
+
+def xavier_uniform_(tensor, gain=1.0, layout=None):
+    """U(-L, L), L = gain * sqrt(6 / (fan_in + fan_out)); gain 1 is glorot_uniform."""
+    fan_in, fan_out = compute_fans(tensor.shape, layout)
+    limit = gain * np.sqrt(6.0 / (fan_in + fan_out))
+    return _fill_(tensor, uniform(-limit, limit), layout, "xavier_uniform_")
+
+
+def xavier_normal_(tensor, gain=1.0, layout=None):
+    """N(0, std^2), std = gain * sqrt(2 / (fan_in + fan_out)), untruncated as in PyTorch."""
+    fan_in, fan_out = compute_fans(tensor.shape, layout)
+    std = gain * np.sqrt(2.0 / (fan_in + fan_out))
+    return _fill_(tensor, normal(0.0, std), layout, "xavier_normal_")
+
+
+def kaiming_uniform_(tensor, a=0, mode="fan_in", nonlinearity="leaky_relu", layout=None):
+    """U(-L, L), L = gain * sqrt(3 / fan); with the defaults (a=0) L = sqrt(6 / fan_in),
+    the he_uniform limit."""
+    fan = _fan(tensor, mode, layout, "kaiming_uniform_")
+    limit = calculate_gain(nonlinearity, a) * np.sqrt(3.0 / fan)
+    return _fill_(tensor, uniform(-limit, limit), layout, "kaiming_uniform_")
+
+
+def kaiming_normal_(tensor, a=0, mode="fan_in", nonlinearity="leaky_relu", layout=None):
+    """N(0, std^2), std = gain / sqrt(fan); untruncated (he_normal is truncated at 2 std,
+    with the same resulting std sqrt(2 / fan_in))."""
+    fan = _fan(tensor, mode, layout, "kaiming_normal_")
+    std = calculate_gain(nonlinearity, a) / np.sqrt(fan)
+    return _fill_(tensor, normal(0.0, std), layout, "kaiming_normal_")
+
+
 __all__ = ["Initializer", "compute_fans", "zeros", "ones", "constant", "uniform", "normal",
            "glorot_uniform", "glorot_normal", "he_uniform", "he_normal", "truncated_normal",
-           "make_array", "resolve"]
+           "make_array", "resolve", "calculate_gain", "zeros_", "ones_", "constant_",
+           "uniform_", "normal_", "xavier_uniform_", "xavier_normal_", "kaiming_uniform_",
+           "kaiming_normal_"]

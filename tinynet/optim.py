@@ -414,3 +414,4 @@ class Adam(Optimizer):
         xp.divide(m, t, out=t)
         t *= self.lr / bc1
         p -= t
+from tinynet import lr_scheduler  # noqa: E402,F401  (optim.lr_scheduler.StepLR, as in PyTorch)

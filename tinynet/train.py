@@ -131,7 +131,10 @@ def fit(model, loss_fn, optimizer, data, epochs=1, val_data=None, callbacks=(),
         model's float dtype, integer labels kept as they are).
     val_data: evaluated after each epoch with :func:`evaluate`; a DataLoader,
         an iterable of batches, or an (x, y) pair of arrays.
-    progress: a tqdm bar per epoch; None = only when stderr is a terminal.
+    progress: None (the default) picks what the place can show: a tqdm bar in a
+        terminal, tqdm's notebook bar in Jupyter (with ipywidgets), and one
+        line per epoch on stdout anywhere else (Jupyter without widgets, logs,
+        pipes).  True: a bar always (tqdm.auto); False: nothing.
     device: where batches go; defaults to the model's device (the model is
         never moved: call ``model.to(device)`` before creating the optimizer).
     max_steps: stop after this many optimizer steps in total.
@@ -146,14 +149,16 @@ def fit(model, loss_fn, optimizer, data, epochs=1, val_data=None, callbacks=(),
     hooks = _collect_hooks(callbacks)
     history = History()
     state = TrainState(model, optimizer, history, epochs)
-    show = _progress_enabled(progress)
+    mode = _progress_mode(progress)
 
     _call(hooks["on_train_begin"], state)
     for epoch in range(epochs):
         state.epoch = epoch
         _set_mode(model, True)
         _call(hooks["on_epoch_begin"], state)
-        bar = _make_bar(data, epoch, epochs, max_steps, state.step) if show else None
+        bar = (_make_bar(data, epoch, epochs, max_steps, state.step, mode)
+               if mode in ("bar", "notebook") else None)
+        started = time.monotonic()
         seen, loss_sum, acc_sum, last_post = 0, 0.0, 0.0, 0.0
         try:
             for i, batch in enumerate(data):
@@ -211,6 +216,8 @@ def fit(model, loss_fn, optimizer, data, epochs=1, val_data=None, callbacks=(),
             if bar is not None:
                 bar.set_postfix_str(" ".join(f"{k}={v:.4f}" for k, v in logs.items()),
                                     refresh=True)
+            elif mode == "lines":
+                _epoch_line(epoch, epochs, state.step, logs, time.monotonic() - started)
         finally:
             if bar is not None:
                 bar.close()
@@ -406,17 +413,56 @@ def _call(fns, state):
         fn(state)
 
 
-def _progress_enabled(progress):
-    if progress is not None:
-        return bool(progress)
+def _stderr_is_terminal():
     try:
         return sys.stderr is not None and sys.stderr.isatty()
     except (AttributeError, ValueError):   # replaced or closed stderr
         return False
 
 
-def _make_bar(data, epoch, epochs, max_steps, steps_done):
-    from tqdm import tqdm
+def _in_jupyter():
+    """True inside a Jupyter kernel (IPython's ZMQ shell), where stderr is no terminal."""
+    ipython = sys.modules.get("IPython")
+    if ipython is None:
+        return False
+    try:
+        shell = ipython.get_ipython()
+    except Exception:
+        return False
+    return shell is not None and type(shell).__name__ == "ZMQInteractiveShell"
+
+
+def _has_widgets():
+    import importlib.util
+    try:
+        return importlib.util.find_spec("ipywidgets") is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def _progress_mode(progress):
+    """"bar" (tqdm on stderr), "notebook" (tqdm's widget), "lines" (one line per epoch) or None."""
+    if progress is not None and not progress:
+        return None
+    if progress is None and _stderr_is_terminal():
+        return "bar"
+    if _in_jupyter() and _has_widgets():
+        return "notebook"
+    return "bar" if progress else "lines"
+
+
+def _epoch_line(epoch, epochs, step, logs, seconds):
+    """One line per epoch, for places with no live bar (Jupyter without widgets, logs)."""
+    values = " ".join(f"{k}={v:.4f}" for k, v in logs.items())
+    print(f"epoch {epoch + 1}/{epochs}: step {step}, {values} ({seconds:.1f} s)",
+          file=sys.stdout, flush=True)
+
+
+def _make_bar(data, epoch, epochs, max_steps, steps_done, mode="bar"):
+    if mode == "notebook":
+        from tqdm.notebook import tqdm
+    else:
+        from tqdm import tqdm
 
     try:
         total = len(data)
@@ -425,5 +471,7 @@ def _make_bar(data, epoch, epochs, max_steps, steps_done):
     if max_steps is not None:
         left = max_steps - steps_done
         total = left if total is None else min(total, left)
+    if mode == "notebook":
+        return tqdm(total=total, desc=f"epoch {epoch + 1}/{epochs}", unit="batch", leave=True)
     return tqdm(total=total, desc=f"epoch {epoch + 1}/{epochs}", unit="batch",
                 file=sys.stderr, dynamic_ncols=True, leave=True)

@@ -1,6 +1,8 @@
 """`tinynet explain [CASE]`: run the experiments and explain why parameters froze."""
+import argparse
 import os
 import sys
+import tempfile
 
 CHOICES = ("all", "zero-pixels", "constant-init", "zero-kernel", "tiny-updates")
 
@@ -9,18 +11,19 @@ def add_parser(subparsers):
     p = subparsers.add_parser(
         "explain", help="run an experiment and explain every frozen parameter",
         description="Train the experiments tinynet was built to explain, print the "
-                    "step-by-step story with the measured numbers, and write the figures.")
+                    "step-by-step story with the measured numbers, and write the figures.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("case", nargs="?", default="all", choices=CHOICES,
-                   help="which experiment (default: all four)")
+                   help="which experiment (all: the four of them)")
     p.add_argument("--data", default="embedded", choices=("embedded", "mnist"),
-                   help="embedded offline digits (default) or real MNIST")
-    p.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+                   help="embedded offline digits or real MNIST")
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--steps", type=int, default=None,
-                   help="optimizer steps per experiment (default: per experiment)")
+                   help="optimizer steps per experiment (None: each experiment's own)")
     p.add_argument("--out", default="tinynet-explain", help="folder for the PNG figures")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--seed", type=int, default=0, help="random seed")
     p.add_argument("--samples", type=int, default=10000,
-                   help="training images to use (default 10000)")
+                   help="training images to use")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     p.set_defaults(func=cmd_explain)
     return p
@@ -46,6 +49,34 @@ def _load(args, say):
     return x[:n], y[:n], xv, yv, f"{where} ({n:,} images)"
 
 
+def _check_out_dir(path):
+    """None if PNGs can be written into ``path`` (created if missing), else why not.
+
+    Checked before any training, so a bad --out costs nothing: the folder is
+    created and a probe file written and removed in it.
+    """
+    if os.path.exists(path) and not os.path.isdir(path):
+        return f"--out {path!r} is an existing file, not a folder; choose a folder name"
+    try:
+        os.makedirs(path, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".tinynet-probe-"):
+            pass
+    except OSError as exc:
+        return f"--out {path!r}: cannot write figures there ({exc.strerror or exc})"
+    return None
+
+
+def _check_args(args):
+    """A one-line message for the first bad argument, or None."""
+    if args.steps is not None and args.steps < 1:
+        return f"--steps must be at least 1, got {args.steps}"
+    if args.samples < 1:
+        return f"--samples must be at least 1, got {args.samples}"
+    if args.seed < 0:
+        return f"--seed must be 0 or more, got {args.seed}"
+    return _check_out_dir(args.out)
+
+
 def cmd_explain(args):
     from tinynet import backend, plot
     from tinynet.data import DatasetError
@@ -59,8 +90,9 @@ def cmd_explain(args):
     except backend.DeviceError as exc:
         print(f"tinynet explain: {exc}", file=sys.stderr)
         return 2
-    if args.steps is not None and args.steps < 1:
-        print("tinynet explain: --steps must be at least 1", file=sys.stderr)
+    problem = _check_args(args)
+    if problem:
+        print(f"tinynet explain: {problem}", file=sys.stderr)
         return 2
     try:
         x, y, xv, yv, where = _load(args, say)
@@ -69,7 +101,6 @@ def cmd_explain(args):
         return 2
     names = cases.CASES if args.case == "all" else (args.case,)
     progress = False if args.no_progress else None
-    os.makedirs(args.out, exist_ok=True)
     say(f"tinynet explain: {', '.join(names)} on {where}, device {device}")
     total = 0.0
     for name in names:
@@ -84,7 +115,12 @@ def cmd_explain(args):
         say(str(res))
         for stem, fig in res.figures.items():
             path = os.path.join(args.out, f"{stem}.png")
-            plot.save(fig, path)
+            try:
+                plot.save(fig, path)
+            except OSError as exc:      # the folder vanished or the disk filled mid-run
+                print(f"tinynet explain: cannot write {path}: {exc.strerror or exc}",
+                      file=sys.stderr)
+                return 1
             say(f"  figure: {path}")
     say()
     say(f"done in {total:.1f} s; figures in {os.path.abspath(args.out)}")

@@ -22,3 +22,8 @@ from tinynet.nn.pool import MaxPool2D
 
 __all__ = ["Module", "Parameter", "Sequential", "Dense", "Conv2D", "ReLU", "MaxPool2D",
            "Flatten", "Dropout", "functional"]
+
+# PyTorch's name for the softmax cross-entropy as a module (criterion = nn.CrossEntropyLoss()).
+from tinynet.nn.loss import CrossEntropyLoss  # noqa: E402
+
+__all__ += ["CrossEntropyLoss"]

@@ -23,3 +23,7 @@ from tinynet.ops.softmax import log_softmax, softmax
 
 __all__ = ["dense", "conv2d", "max_pool2d", "relu", "flatten", "dropout", "softmax",
            "log_softmax", "softmax_cross_entropy", "nll_loss"]
+
+# PyTorch's name for the same op (labels: class ids or probability rows, as in torch).
+cross_entropy = softmax_cross_entropy
+__all__ += ["cross_entropy"]
