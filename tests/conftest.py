@@ -66,3 +66,7 @@ def mnist_dir():
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)
+
+
+# Skips summarized by reason, one line each (tests/_skip_summary.py).
+from _skip_summary import pytest_terminal_summary  # noqa: E402,F401

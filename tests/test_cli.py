@@ -160,8 +160,6 @@ def test_explain_cuda_without_gpu_is_one_line(tmp_path):
     _one_line_error(r, "[gpu]")
 
 
-@pytest.mark.xfail(strict=True, reason="the hint's wording lives in tinynet/backend.py "
-                   "(INSTALL_HINT); remove this marker once it names the wheel extra")
 def test_gpu_hint_names_the_wheel_extra_quoted():
     # unquoted .[gpu] is a glob in zsh; wheel users need the package name
     assert 'pip install "tinynet[gpu]"' in backend.INSTALL_HINT

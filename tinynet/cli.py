@@ -14,7 +14,7 @@ def _backend_line():
     from tinynet import backend
     import tinynet as tn
     cuda = "available (CuPy)" if backend.cuda_available() else \
-        f"not available ({backend._cupy_failure}); {backend.INSTALL_HINT}"
+        f"not available ({backend.cuda_info().reason}); {backend.INSTALL_HINT}"
     return f"tinynet {tn.__version__}  |  numpy {np.__version__} on cpu  |  cuda: {cuda}"
 
 

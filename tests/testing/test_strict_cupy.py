@@ -87,22 +87,25 @@ def test_matmul_operators_and_inplace_keep_identity():
     assert_same(r, [3, 0, 1])
 
 
-def test_dtype_promotion_mirrors_numpy2_nep50():
+def test_dtype_promotion_mirrors_numpy():
     """A Python float keeps float32, and so does a numpy float32 scalar.
 
-    A *numpy float64 scalar* promotes a float32 array to float64 in numpy 2
-    (NEP 50: numpy scalars are strongly typed).  The stand-in mirrors numpy;
-    tinynet itself must guard against that promotion (DESIGN: no silent float64).
+    A *numpy float64 scalar* (or 0-d array) promotes a float32 array to float64
+    in numpy 2 (NEP 50: numpy scalars are strongly typed); numpy 1.x casts by
+    value and keeps float32.  The stand-in mirrors whichever numpy is installed;
+    tinynet itself must guard against the promotion (DESIGN: no silent float64).
     """
+    strong = np.lib.NumpyVersion(np.__version__) >= "2.0.0"
+    promoted = np.float64 if strong else np.float32
     d = xp.ones(3, dtype=xp.float32)
     assert (d * 0.5).dtype == np.float32
     assert (0.5 * d).dtype == np.float32
     assert (d * 2).dtype == np.float32
     assert (d * np.float32(0.5)).dtype == np.float32
-    assert (d * np.float64(0.5)).dtype == np.float64          # numpy 2 behaviour
-    assert (np.float64(0.5) * d).dtype == np.float64
-    assert (np.ones(3, np.float32) * np.float64(0.5)).dtype == np.float64   # same on host
-    assert (d + xp.asarray(np.float64(0.5))).dtype == np.float64  # 0-d arrays are strong too
+    assert (d * np.float64(0.5)).dtype == promoted
+    assert (np.float64(0.5) * d).dtype == promoted
+    assert (np.ones(3, np.float32) * np.float64(0.5)).dtype == promoted   # same on host
+    assert (d + xp.asarray(np.float64(0.5))).dtype == promoted  # 0-d arrays follow scalars
     assert xp.exp(d).dtype == np.float32
     assert (xp.arange(3) / 2).dtype == np.float64
 

@@ -331,7 +331,7 @@ def kept_backward(loss, where, release=True):
     tensors = graph_order(loss, grad_only=False)
     leaves = [t for t in tensors if t.creator is None and t.requires_grad]
     ops = [t for t in tensors if t.creator is not None]
-    saved = [(t, t.grad, t._retain_grad) for t in leaves + ops]
+    saved = [(t, t.grad, t.retains_grad) for t in leaves + ops]
     try:
         for t in leaves + ops:
             t.grad = None                   # this step's gradient alone
@@ -341,7 +341,7 @@ def kept_backward(loss, where, release=True):
         yield tensors
     finally:
         for t, g, retain in saved:
-            t.grad, t._retain_grad = g, retain
+            t.grad, t.retains_grad = g, retain
         if release:                          # our own forward: free the graph now
             for t in ops:
                 if not t.creator.released:
