@@ -40,27 +40,32 @@ notebooks' hidden-test cells call :func:`check`, so running a solution
 notebook top to bottom runs the same checks.  The checks ship with tinynet,
 so students can grade themselves: they are for feedback, not for secrecy.
 """
-from tinynet.grade.assignments import ASSIGNMENTS, GraderUsageError
-from tinynet.grade.core import Context, Fail
-from tinynet.grade.runner import DEFAULT_TIMEOUT, format_report, grade
 
 
 def check(namespace, assignment, part=None):
     """Run an assignment's checks in this process on ``namespace`` (e.g. ``globals()``).
 
-    For notebooks (the hidden-test cells call it): prints one line per part
-    and raises AssertionError with the messages of the parts that fail.  No
-    time limit and no isolation -- use ``python -m tinynet.grade`` for that.
-    Returns the number of points earned.
+    For notebooks (the hidden-test cells call it) and nbgrader: prints one
+    line per part and raises AssertionError with the messages of the parts
+    that fail.  No time limit and no isolation -- the notebook IS the
+    student's code; use ``python -m tinynet.grade`` for that.  The checks
+    talk to the namespace through the same plain-data requests as to the
+    sandboxed process.  Returns the number of points earned.
     """
     from tinynet.grade import assignments
-    from tinynet.grade.worker import run_part
+    from tinynet.grade.core import Context, Fail, OK
+    from tinynet.grade.runner import LocalStudent
     a = assignments.get(assignment)
     parts = a.parts if part is None else [a.part(part)]
+    st = LocalStudent(namespace)
     ctx = Context()
     failures, earned = [], 0
     for p in parts:
-        result = run_part(p, namespace, ctx)
+        try:
+            result = {"status": "pass", "reason": OK, "points": p.points,
+                      "message": p.check(st, ctx)}
+        except Fail as f:
+            result = {"status": "fail", "reason": f.reason, "points": 0, "message": str(f)}
         ctx.prior[p.id] = result
         earned += result["points"]
         status = "PASS" if result["status"] == "pass" else "FAIL"
@@ -73,5 +78,20 @@ def check(namespace, assignment, part=None):
     return earned
 
 
-__all__ = ["grade", "check", "format_report", "ASSIGNMENTS", "GraderUsageError",
-           "DEFAULT_TIMEOUT", "Fail"]
+_LAZY = {"grade": "runner", "format_report": "runner", "DEFAULT_TIMEOUT": "runner",
+         "DEFAULT_DEADLINE": "runner", "ASSIGNMENTS": "assignments",
+         "GraderUsageError": "assignments", "Fail": "core", "Context": "core",
+         "grade_folder": "classroom"}
+
+
+def __getattr__(name):
+    # Lazy, so that the sandboxed student process can import tinynet.grade.student
+    # without loading (or, under bubblewrap, even seeing) the checks.
+    if name in _LAZY:
+        import importlib
+        return getattr(importlib.import_module(f"tinynet.grade.{_LAZY[name]}"), name)
+    raise AttributeError(f"module 'tinynet.grade' has no attribute {name!r}")
+
+
+__all__ = ["grade", "grade_folder", "check", "format_report", "ASSIGNMENTS",
+           "GraderUsageError", "DEFAULT_TIMEOUT", "DEFAULT_DEADLINE", "Fail"]

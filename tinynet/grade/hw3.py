@@ -21,8 +21,8 @@ Parts (10 points):
 import numpy as np
 
 from tinynet import init, nn
-from tinynet.grade.core import (WRONG, WRONG_TYPE, Assignment, Fail, Part, call, lookup,
-                                type_name)
+from tinynet.grade.core import (WRONG, WRONG_TYPE, Assignment, Described, Fail, Part, lookup,
+                                type_name, unwrap)
 from tinynet.random import manual_seed
 from tinynet.tensor import Tensor, no_grad
 
@@ -58,12 +58,57 @@ def zero_input_rows(model, data):
 
 
 def _weights(model):
-    return {k: v.copy() for k, v in model.state_dict().items()}
+    return {k: np.asarray(v, dtype=np.float64) for k, v in model.state_dict().items()}
+
+
+#: tinynet's own implementations of the exercise a detector must not call while graded.
+REFUSED = ["tinynet.diagnose:effective_width", "tinynet.diagnose.symmetry:group_units",
+           "tinynet.diagnose.symmetry:width_from_projection",
+           "tinynet.diagnose:zero_input_rows", "tinynet.diagnose.probes:zero_input_rows"]
+
+
+def model_spec(model, layer=None):
+    """A model as plain data the student process rebuilds (tinynet.grade.student.build_model)."""
+    layers = []
+    for m in (model if isinstance(model, nn.Sequential) else [model]):
+        if isinstance(m, nn.Dense):
+            layers.append(["Dense", m.in_features, m.out_features, m.bias is not None])
+        elif isinstance(m, nn.ReLU):
+            layers.append(["ReLU"])
+        elif isinstance(m, nn.Flatten):
+            layers.append(["Flatten"])
+        elif isinstance(m, nn.Dropout):
+            layers.append(["Dropout", float(m.p)])
+        else:
+            raise TypeError(f"model_spec: no spec for {type(m).__name__}")
+    state = {k: p.numpy() for k, p in
+             (model if isinstance(model, nn.Sequential) else nn.Sequential(model))
+             .named_parameters()}
+    return {"layers": layers, "state": state, "layer": layer}
+
+
+def call_with_model(st, name, model, data, *args, layer=None, **kwargs):
+    """The student's ``name(model, data, *args)`` on a copy of ``model`` in their process.
+
+    Returns (their result as a trusted stand-in, the copy's weights afterwards).
+    """
+    if data is None:
+        spec = {"array": None}
+    else:
+        spec = {"array": np.asarray(data.numpy() if isinstance(data, Tensor) else data),
+                "tensor": isinstance(data, Tensor)}
+    reply = st.request("call_model", name=name, model=model_spec(model, layer), data=spec,
+                       args=list(args), kwargs=kwargs, refused=REFUSED)
+    value = unwrap(reply)
+    state = reply.get("state") if isinstance(reply, dict) else None
+    if not isinstance(state, dict) or not all(type(v) is np.ndarray for v in state.values()):
+        raise Fail("the student process sent a malformed reply", WRONG)
+    return value, state
 
 
 def _as_mask(what, got, n):
     """got as a bool array of shape (n,), or a Fail about its type or shape."""
-    if isinstance(got, Tensor):
+    if isinstance(got, Described) and got.kind == "tensor":
         raise Fail(f"{what} returned a tinynet Tensor; return a numpy boolean array "
                    f"(call .numpy() on it)", WRONG_TYPE)
     if not isinstance(got, np.ndarray):
@@ -157,8 +202,8 @@ def _digits_case(n=64):
     return experiments.zero_pixels_mlp(), x, y
 
 
-def check_find_zero_input_rows(ns, ctx):
-    fn = lookup(ns, ctx, "find_zero_input_rows")
+def check_find_zero_input_rows(st, ctx):
+    fn = lookup(st, ctx, "find_zero_input_rows")
     what = "find_zero_input_rows"
     cases = _zero_input_cases()
     model, x, _ = _digits_case()
@@ -167,10 +212,10 @@ def check_find_zero_input_rows(ns, ctx):
         before = _weights(model)
         inputs = first_dense_input(model, data)
         expected = (inputs == 0).all(axis=0)
-        got = call(what, fn, model, data)
+        got, after = call_with_model(st, fn, model, data)
         got = _as_mask(what, got, expected.shape[0])
-        after = _weights(model)
-        if any(not np.array_equal(before[k], after[k]) for k in before):
+        if set(after) != set(before) or any(not np.array_equal(before[k], after[k])
+                                            for k in before):
             raise Fail(f"{what} changed the model's weights ({case}); a detector must only "
                        f"look (run the model under tn.no_grad(), no optimizer step)", WRONG)
         if not np.array_equal(got, expected):
@@ -224,18 +269,19 @@ def _width_cases():
     return cases
 
 
-def check_effective_width(ns, ctx):
-    fn = lookup(ns, ctx, "effective_width")
+def check_effective_width(st, ctx):
+    fn = lookup(st, ctx, "effective_width")
     what = "effective_width"
     cases = _width_cases()
     for layer, kwargs, expected, case in cases:
         try:
-            got = call(what, fn, layer, **kwargs)
+            got, _ = call_with_model(st, fn, nn.Sequential(layer), None, layer=0, **kwargs)
         except Fail as exc:
             if layer.bias is None:
                 raise Fail(f"{exc}\n  (on {case})", exc.reason) from None
             raise
-        if isinstance(got, (bool, np.bool_)) or not isinstance(got, (int, np.integer)):
+        if isinstance(got, (bool, np.bool_)) or not isinstance(got, (int, np.integer)) \
+                or isinstance(got, float):
             raise Fail(f"{what} should return an int (a count of units), got "
                        f"{type_name(got)}", WRONG_TYPE)
         if got != expected:
@@ -253,8 +299,8 @@ def check_effective_width(ns, ctx):
 # --------------------------------------------------------------------------
 # part 3: frozen_rows_after_training
 # --------------------------------------------------------------------------
-def check_frozen_rows_after_training(ns, ctx):
-    fn = lookup(ns, ctx, "frozen_rows_after_training")
+def check_frozen_rows_after_training(st, ctx):
+    fn = lookup(st, ctx, "frozen_rows_after_training")
     what = "frozen_rows_after_training"
     rng = np.random.default_rng(11)
     img = np.zeros((40, 1, 4, 4), np.float32)
@@ -268,10 +314,15 @@ def check_frozen_rows_after_training(ns, ctx):
              (mlp, x, y, "the zero-pixels MLP on 64 embedded digits")]
     for model, data, targets, case in cases:
         expected = zero_input_rows(model, data)
+        dense_key = next(k for k, p in model.named_parameters()
+                         if p is first_dense(model).weight)
         w0 = first_dense(model).weight.numpy()
-        got = call(what, fn, model, data, targets)
+        got, after = call_with_model(st, fn, model, data, targets)
         got = _as_mask(what, got, expected.shape[0])
-        moved = (first_dense(model).weight.numpy() != w0).any(axis=1)
+        w1 = after.get(dense_key)
+        if not isinstance(w1, np.ndarray) or w1.shape != w0.shape:
+            raise Fail(f"{what} on {case}: the model's first Dense weight changed shape", WRONG)
+        moved = (w1 != w0).any(axis=1)
         if not moved.any():
             raise Fail(f"{what} on {case}: the model's first Dense weight did not change at "
                        f"all -- train the model you are given, in place, before comparing.",

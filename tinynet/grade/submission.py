@@ -11,7 +11,7 @@ together), so an exception in one does not stop the others -- as in a
 notebook.  A module that does not parse stays one piece; running it reports
 the SyntaxError with its line.
 
-Nothing here runs student code; the worker does, in a subprocess.
+Nothing here runs student code; the sandboxed student process does (tinynet.grade.sandbox).
 """
 import ast
 import json
@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from tinynet.grade.core import STUDENT_FILE_PREFIX
+from tinynet.grade.student import STUDENT_FILE_PREFIX
 
 HIDDEN_BEGIN = "### BEGIN HIDDEN TESTS"
 #: Cells with these tags are not run by the grader: visible tests, hidden tests,
