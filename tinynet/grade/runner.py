@@ -203,7 +203,7 @@ def _sandbox_name(sandbox):
 
 
 def _cap(text):
-    lines = [ln[:300] for ln in text.splitlines()[:40]]
+    lines = [ln[:1000] for ln in text.splitlines()[:40]]
     return "\n".join(lines)[:MAX_MESSAGE]
 
 

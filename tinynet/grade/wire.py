@@ -41,7 +41,7 @@ def encode(value, _depth=0):
     if isinstance(value, float) and type(value) is float:
         return value if math.isfinite(value) else {"$float": repr(value)}
     if isinstance(value, (np.ndarray, np.generic)):
-        arr = np.ascontiguousarray(np.asarray(value))
+        arr = np.array(value, copy=True, order="C")    # (ascontiguousarray makes 0-d 1-d)
         key = arr.dtype.str
         if key not in DTYPES:
             raise WireError(f"arrays of dtype {arr.dtype} are not sent")
