@@ -5,8 +5,7 @@ The student process:
 * is ``python -I`` (no user site-packages, no cwd or script directory on
   sys.path, PYTHON* variables ignored) with a scrubbed environment;
 * runs in a fresh private temporary directory holding only a copy of the
-  submission (and a link to the tinynet package it needs), never the
-  submissions folder;
+  submission and a copy of tinynet without the grader's checks;
 * sets its own resource limits before it imports anything: address space,
   CPU seconds, file size, number of processes, no core files;
 * is its own session, and is killed as a whole when grading ends: the
@@ -15,12 +14,13 @@ The student process:
 * is contained further where the platform allows (``containment()``):
 
   bwrap     bubblewrap: read-only view of the system, private /tmp, no
-            network, the submissions folder and the grader's checks hidden,
-            its own PID namespace (it cannot see or signal the grader);
-            as root, runs as nobody.
-  unshare   Linux PID namespace via util-linux ``unshare`` (the student
-            cannot see or signal any process outside; when the grader goes,
-            every process inside dies); as root also dropped to nobody.
+            network, the submissions folder, the installed package and the
+            teacher's lessons/ hidden, its own PID namespace (it cannot see
+            or signal the grader); as root, runs as nobody.
+  unshare   util-linux ``unshare``: own PID and mount namespaces -- it cannot
+            see or signal any process outside, every process inside dies
+            with it, and the same folders are hidden; as root also dropped to
+            nobody (so the system is read-only to it).  Network stays.
   nobody    root without either: dropped to the unprivileged user nobody.
   process   none of the above (macOS, Windows, a locked-down Linux):
             process separation, limits and the deadline only.
@@ -117,30 +117,50 @@ def _available(kind):
     if kind == "process":
         return True
     if os.name != "posix" or not sys.platform.startswith("linux"):
-        return kind == "nobody" and False
+        return False
     root = os.geteuid() == 0
-    if kind == "bwrap":
-        exe = shutil.which("bwrap")
-        return bool(exe) and _works(_bwrap_prefix(exe, "/", "/tmp", [], root) + ["/bin/true"])
-    if kind == "unshare":
-        exe = shutil.which("unshare")
-        return bool(exe) and _works(_unshare_prefix(exe, root) + ["/bin/true"])
     if kind == "nobody":
         return root
+    probe = tempfile.mkdtemp(prefix="tinynet-grade-probe-")
+    try:
+        if kind == "bwrap":
+            exe = shutil.which("bwrap")
+            return bool(exe) and _works(_bwrap_prefix(exe, probe, [probe + "/x"], root)
+                                        + ["/bin/true"]) if _mkdir(probe + "/x") else False
+        if kind == "unshare":
+            exe = shutil.which("unshare")
+            return bool(exe) and _works(_unshare_prefix(exe, [probe], root) + ["/bin/true"])
+    finally:
+        shutil.rmtree(probe, ignore_errors=True)
     return False
 
 
-def _unshare_prefix(exe, root):
+def _mkdir(path):
+    os.makedirs(path, exist_ok=True)
+    return True
+
+
+#: Mount an empty tmpfs over each directory given before "--", then exec the rest.
+_HIDE = ('while [ "$1" != "--" ]; do mount -t tmpfs -o size=64k,mode=755 tinynet-hidden "$1" '
+         '|| exit 97; shift; done; shift; exec "$@"')
+
+
+def _unshare_prefix(exe, hidden, root):
+    """util-linux unshare: own PID and mount namespaces, `hidden` directories emptied."""
+    cmd = [exe]
+    if not root:
+        cmd += ["--user", "--map-root-user"]
+    cmd += ["--mount", "--pid", "--fork", "--kill-child", "--mount-proc", "--",
+            "/bin/sh", "-c", _HIDE, "sh", *hidden, "--"]
     if root:
         setpriv = shutil.which("setpriv")
         if not setpriv:
-            return [exe, "--pid", "--fork", "--kill-child", "/bin/false"]  # unusable
-        return [exe, "--pid", "--fork", "--kill-child", "--", setpriv,
-                f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", "--"]
-    return [exe, "--user", "--map-root-user", "--pid", "--fork", "--kill-child", "--"]
+            return ["/bin/false"]
+        cmd += [setpriv, f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", "--"]
+    return cmd
 
 
-def _bwrap_prefix(exe, work, lib_parent, hidden, root):
+def _bwrap_prefix(exe, tmp, hidden, root):
     cmd = [exe, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc",
            "--tmpfs", "/tmp", "--unshare-pid", "--unshare-net", "--unshare-ipc",
            "--unshare-uts", "--new-session", "--die-with-parent"]
@@ -148,9 +168,7 @@ def _bwrap_prefix(exe, work, lib_parent, hidden, root):
         cmd += ["--unshare-user", "--uid", str(NOBODY), "--gid", str(NOBODY)]
     for h in hidden:
         cmd += ["--tmpfs", h]
-    if work != "/":
-        cmd += ["--bind", work, work]
-    return cmd + ["--chdir", work if work != "/" else "/", "--"]
+    return cmd + ["--bind", tmp, tmp, "--chdir", tmp, "--"]
 
 
 def package_dir():
@@ -158,40 +176,75 @@ def package_dir():
     return Path(tinynet.__file__).resolve().parent
 
 
-class StudentProcess:
-    """One sandboxed student process; ``send``/``recv`` lines; ``kill`` everything.
+#: The only files of tinynet/grade the student process gets: no checks, no registry.
+STUDENT_SIDE = ("__init__.py", "student.py", "wire.py", "_student_main.py")
 
-    submission -- path of the file to copy into the private directory
-    cpu        -- CPU seconds allowed (RLIMIT_CPU)
+
+def _copy_package(dst):
+    """A private copy of tinynet for the student process, without the grader's checks.
+
+    A copy, not a link: nothing the student does reaches the installed
+    package, and ``tinynet.__file__`` does not lead to the teacher's files.
+    """
+    pkg = package_dir()
+
+    def ignore(folder, names):
+        if Path(folder) == pkg / "grade":
+            return [n for n in names if n not in STUDENT_SIDE and n != "__pycache__"]
+        if Path(folder) == pkg / "grade" / "__pycache__":
+            keep = {f"{Path(n).stem}" for n in STUDENT_SIDE}
+            return [n for n in names if n.split(".")[0] not in keep]
+        return [n for n in names if n.endswith(".ipynb")]
+    shutil.copytree(pkg, dst, ignore=ignore)          # copy2 keeps mtimes: .pyc stay valid
+
+
+def _hidden_dirs(submission, extra, keep):
+    """Directories the student must not see: the submissions folder, the teacher's
+    lessons/ next to the package, the installed package itself, and ``extra``."""
+    pkg = package_dir()
+    cands = [Path(submission).resolve().parent, pkg]
+    if (pkg.parent / "lessons").is_dir():
+        cands.append(pkg.parent / "lessons")
+    cands += [Path(e).resolve() for e in extra or ()]
+    out = []
+    for c in cands:
+        # never hide what the student process needs (its own directory, Python itself)
+        if not c.is_dir() or any(k == c or c in k.parents for k in keep):
+            continue
+        if str(c) not in out:
+            out.append(str(c))
+    return out
+
+
+class StudentProcess:
+    """One sandboxed student process, talked to through its stdin/stdout; ``kill`` ends it.
+
+    submission    -- path of the file to copy into the private directory
+    cpu           -- CPU seconds allowed (RLIMIT_CPU)
+    address_space -- bytes (RLIMIT_AS);  file_size -- bytes (RLIMIT_FSIZE)
+    hide          -- more directories to hide (e.g. where the gradebook goes)
     """
 
     def __init__(self, submission, cpu=600, address_space=ADDRESS_SPACE,
-                 file_size=FILE_SIZE, sandbox=None):
+                 file_size=FILE_SIZE, sandbox=None, hide=()):
         self.kind = containment(sandbox)
         self.tmp = tempfile.mkdtemp(prefix="tinynet-grade-")
         work = os.path.join(self.tmp, "work")
         lib = os.path.join(self.tmp, "lib")
         os.makedirs(work)
         os.makedirs(lib)
-        pkg = package_dir()
+        _copy_package(os.path.join(lib, "tinynet"))
         self.copy = os.path.join(work, Path(submission).name)
         shutil.copyfile(submission, self.copy)
         root = os.name == "posix" and os.geteuid() == 0
-        drop = root and self.kind in ("nobody", "unshare", "bwrap")
-        hidden = []
-        if self.kind == "bwrap":
-            # The package is bound read-only under lib/; its checks are hidden.
-            os.makedirs(os.path.join(lib, "tinynet"))
-            hidden = sorted({str(Path(submission).resolve().parent)}
-                            | ({str(pkg.parent / "lessons")}
-                               if (pkg.parent / "lessons").is_dir() else set()))
-        else:
-            os.symlink(pkg, os.path.join(lib, "tinynet"))
-        if drop:
-            for d in (self.tmp, work, lib):
-                os.chown(d, NOBODY, NOBODY)
+        if root and self.kind in ("nobody", "unshare", "bwrap"):
+            os.chown(work, NOBODY, NOBODY)
             os.chown(self.copy, NOBODY, NOBODY)
-            os.chmod(self.tmp, 0o700)
+        os.chmod(self.tmp, 0o755)
+        keep = [Path(self.tmp).resolve(), Path(sys.executable).resolve().parent,
+                Path(sys.prefix).resolve(), Path(sys.base_prefix).resolve()]
+        hidden = _hidden_dirs(submission, hide, keep) \
+            if self.kind in ("bwrap", "unshare") else []
         env = {"PATH": "/usr/bin:/bin", "HOME": work, "TMPDIR": work, "LANG": "C.UTF-8",
                "MPLBACKEND": "Agg", "MPLCONFIGDIR": work,
                # one BLAS thread per student process: a class is graded in parallel
@@ -203,18 +256,9 @@ class StudentProcess:
         cmd = [sys.executable, "-I", "-c", _BOOT] + args
         popen = {}
         if self.kind == "bwrap":
-            grade_dir = pkg / "grade"
-            binds = ["--ro-bind", str(pkg), os.path.join(lib, "tinynet"),
-                     "--tmpfs", os.path.join(lib, "tinynet", "grade")]
-            for f in ("__init__.py", "student.py", "wire.py", "_student_main.py"):
-                binds += ["--ro-bind", str(grade_dir / f),
-                          os.path.join(lib, "tinynet", "grade", f)]
-            prefix = _bwrap_prefix(shutil.which("bwrap"), self.tmp, None, hidden, root)
-            # the binds must come before "--chdir ... --"
-            cut = prefix.index("--chdir")
-            cmd = prefix[:cut] + binds + prefix[cut:] + cmd
+            cmd = _bwrap_prefix(shutil.which("bwrap"), self.tmp, hidden, root) + cmd
         elif self.kind == "unshare":
-            cmd = _unshare_prefix(shutil.which("unshare"), root) + cmd
+            cmd = _unshare_prefix(shutil.which("unshare"), hidden, root) + cmd
         elif self.kind == "nobody":
             popen = {"user": NOBODY, "group": NOBODY, "extra_groups": []}
         self.started = time.monotonic()
