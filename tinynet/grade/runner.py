@@ -63,11 +63,11 @@ class LocalStudent:
 class RemoteStudent:
     """The sandboxed student process, spoken to one request at a time."""
 
-    def __init__(self, sub, timeout, deadline_at, sandbox=None):
+    def __init__(self, sub, timeout, deadline_at, sandbox=None, hide=()):
         self.timeout = timeout
         self.deadline_at = deadline_at
         cpu = max(1, int(deadline_at - time.monotonic()) + 5)
-        self.proc = StudentProcess(sub.path, cpu=cpu, sandbox=sandbox)
+        self.proc = StudentProcess(sub.path, cpu=cpu, sandbox=sandbox, hide=hide)
         self.lines = queue.Queue(maxsize=8)
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
@@ -80,28 +80,32 @@ class RemoteStudent:
             raise StudentGone("the student process did not start")
 
     def _read(self):
-        """Lines from the student process, each capped at wire.MAX_LINE bytes."""
+        """Lines from the student process, each capped at wire.MAX_LINE bytes.
+
+        Kept as a list of chunks (no quadratic re-copying); a line over the cap
+        is dropped as it streams in, so the grader's memory stays bounded.
+        """
         out = self.proc.proc.stdout
-        buf = b""
-        skipping = False
+        parts, size, skipping = [], 0, False
         try:
             while True:
                 chunk = out.read1(1 << 16) if hasattr(out, "read1") else out.read(1 << 16)
                 if not chunk:
                     break
-                buf += chunk
-                while True:
-                    k = buf.find(b"\n")
-                    if k < 0:
-                        if len(buf) > wire.MAX_LINE:
-                            buf, skipping = b"", True
+                while chunk:
+                    k = chunk.find(b"\n")
+                    piece = chunk if k < 0 else chunk[:k]
+                    chunk = b"" if k < 0 else chunk[k + 1:]
+                    if not skipping:
+                        parts.append(piece)
+                        size += len(piece)
+                        if size > wire.MAX_LINE:
+                            parts, size, skipping = [], 0, True
                             self.lines.put(("oversized", None))
-                        break
-                    line, buf = buf[:k], buf[k + 1:]
-                    if skipping:
-                        skipping = False
-                        continue
-                    self.lines.put(("line", line))
+                    if k >= 0:
+                        if not skipping:
+                            self.lines.put(("line", b"".join(parts)))
+                        parts, size, skipping = [], 0, False
         except (OSError, ValueError):
             pass
         self.lines.put(("eof", None))
@@ -147,9 +151,20 @@ class RemoteStudent:
 
     def close(self):
         self.proc.kill()
+        # Unblock the reader (its queue may be full) so that the thread ends.
+        for _ in range(100):
+            try:
+                while True:
+                    self.lines.get_nowait()
+            except queue.Empty:
+                pass
+            self.reader.join(timeout=0.05)
+            if not self.reader.is_alive():
+                break
 
 
-def grade(path, assignment=None, timeout=DEFAULT_TIMEOUT, deadline=None, sandbox=None):
+def grade(path, assignment=None, timeout=DEFAULT_TIMEOUT, deadline=None, sandbox=None,
+          hide=()):
     """Grade the notebook or module at ``path``; return the report as a dict.
 
     assignment -- an assignment id, or None to read it from the notebook's
@@ -159,6 +174,7 @@ def grade(path, assignment=None, timeout=DEFAULT_TIMEOUT, deadline=None, sandbox
     deadline   -- seconds for the whole submission (default: DEFAULT_DEADLINE)
     sandbox    -- force a weaker containment ('unshare', 'nobody', 'process');
                   default: the strongest this machine has
+    hide       -- more folders the student process must not see (where it can)
 
     Raises GraderUsageError for a missing file or an unknown assignment.
     """
@@ -181,7 +197,7 @@ def grade(path, assignment=None, timeout=DEFAULT_TIMEOUT, deadline=None, sandbox
             results[p.id] = {"status": "fail", "reason": "missing", "points": 0,
                              "message": f"nothing could be graded: {sub.problem}"}
     else:
-        _Grading(sub, chosen, timeout, deadline, sandbox, results, piece_errors).run()
+        _Grading(sub, chosen, timeout, deadline, sandbox, results, piece_errors, hide).run()
     report["notes"] = [str(piece_errors[k])[:MAX_MESSAGE] for k in sorted(piece_errors)]
     for p in chosen.parts:
         r = results[p.id]
@@ -210,7 +226,8 @@ def _cap(text):
 class _Grading:
     """Runs the cells, then each part's check; restarts the student process as needed."""
 
-    def __init__(self, sub, chosen, timeout, deadline, sandbox, results, piece_errors):
+    def __init__(self, sub, chosen, timeout, deadline, sandbox, results, piece_errors, hide):
+        self.hide = hide
         self.sub, self.chosen, self.timeout = sub, chosen, timeout
         self.deadline_at = time.monotonic() + deadline
         self.deadline = deadline
@@ -246,7 +263,8 @@ class _Grading:
             if self._out_of_time():
                 return None
             try:
-                st = RemoteStudent(self.sub, self.timeout, self.deadline_at, self.sandbox)
+                st = RemoteStudent(self.sub, self.timeout, self.deadline_at, self.sandbox,
+                                   self.hide)
             except (StudentTimeout, StudentGone) as exc:
                 self.piece_errors.setdefault(-2, f"the process running your code could not "
                                                  f"start: {exc}")
