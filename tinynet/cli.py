@@ -2,6 +2,7 @@
 
     tinynet info            version, array backends, and a tiny worked example
     tinynet explain [CASE]  (see `tinynet explain --help`) why parameters stop updating
+    tinynet grade ...       (see `tinynet grade --help`) grade homework, one file or a class
 """
 import argparse
 import sys
@@ -54,7 +55,20 @@ def build_parser():
         diagnose_cli = None
     if diagnose_cli is not None:
         diagnose_cli.add_parser(sub)
+    _add_grade_parser(sub)
     return parser
+
+
+def _add_grade_parser(sub):
+    """`tinynet grade ...` is `python -m tinynet.grade ...` (its own --help)."""
+    p = sub.add_parser("grade", add_help=False, prefix_chars="\0",
+                       help="grade homework: a notebook, or a class folder with --gradebook")
+    p.add_argument("grade_args", nargs=argparse.REMAINDER)
+
+    def run(args):
+        from tinynet.grade.__main__ import main as grade_main
+        return grade_main(args.grade_args, prog="tinynet grade")
+    p.set_defaults(func=run)
 
 
 def main(argv=None):
