@@ -80,7 +80,7 @@ class _Scan(ast.NodeVisitor):
                 self._module(f"{mod}.{a.name}")
                 if a.name in self.names:
                     self.flag(self.names[a.name],
-                              f"your code imports {a.name} from {mod}: this exercise is to "
+                              f"your code imports tinynet's own {a.name} (from {mod}): this exercise is to "
                               f"write it yourself, so this part gets 0 points.")
                 self.aliases.add(a.asname or a.name)
         if mod == "importlib":

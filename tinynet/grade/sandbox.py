@@ -120,7 +120,9 @@ def _available(kind):
         return False
     root = os.geteuid() == 0
     if kind == "nobody":
-        return root
+        return root and _works([shutil.which("setpriv") or "/bin/false", f"--reuid={NOBODY}",
+                                f"--regid={NOBODY}", "--clear-groups", "--", sys.executable,
+                                "-I", "-c", "pass"])
     probe = tempfile.mkdtemp(prefix="tinynet-grade-probe-")
     try:
         if kind == "bwrap":
@@ -260,7 +262,12 @@ class StudentProcess:
         elif self.kind == "unshare":
             cmd = _unshare_prefix(shutil.which("unshare"), hidden, root) + cmd
         elif self.kind == "nobody":
-            popen = {"user": NOBODY, "group": NOBODY, "extra_groups": []}
+            setpriv = shutil.which("setpriv")
+            if setpriv:
+                cmd = [setpriv, f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
+                       "--"] + cmd
+            else:
+                popen = {"user": NOBODY, "group": NOBODY, "extra_groups": []}
         self.started = time.monotonic()
         self.proc = subprocess.Popen(
             cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,

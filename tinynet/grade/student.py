@@ -99,12 +99,13 @@ def describe(value, depth=0):
         if arr.dtype.kind in "fiub":
             return {"kind": kind, "value": np.array(arr, dtype=np.float64)}
         return {"kind": "other", "type": f"numpy array of dtype {arr.dtype}"}
-    if type(value) is bool:
-        return {"kind": "bool", "value": value}
-    if type(value) is int:
-        return {"kind": "int", "value": value if abs(value) < 2**62 else float(value)}
-    if type(value) is float:
-        return {"kind": "float", "value": value}
+    if isinstance(value, bool):
+        return {"kind": "bool", "value": bool(int.__int__(value))}
+    if isinstance(value, int):              # subclasses too, by their base value only
+        v = int.__int__(value)
+        return {"kind": "int", "value": v if abs(v) < 2**62 else float(v)}
+    if isinstance(value, float):
+        return {"kind": "float", "value": float.__float__(value)}
     if type(value) in (tuple, list) and depth < 2:
         return {"kind": type(value).__name__, "len": len(value),
                 "items": [describe(v, depth + 1) for v in value[:MAX_ITEMS]]}
