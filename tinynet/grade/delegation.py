@@ -5,41 +5,44 @@ implementation refuse to run while a part is checked; this reads the source
 too, so a submission that hides the call from the dynamic check (a saved
 copy, a reload) is still caught.  Rules, per part:
 
-* importing the grader (``tinynet.grade``) or reloading a module: every part
-* hw1 Dense / softmax parts: ``.backward(...)`` called inside a ``backward``
-  method (the autograd engine doing the student's derivative), or tinynet's
-  ``dense`` / ``softmax_cross_entropy`` / ``nll_loss``
-* hw2 col2im: any ``col2im`` taken from tinynet; conv parts: ``.backward(...)``
-  inside ``backward``, tinynet's ``conv2d``
-* hw3 effective_width: tinynet.diagnose's ``effective_width`` / ``symmetry``
+* importing the grader (``tinynet.grade``) or reloading a module: every part;
+* inside a graded definition (``class Dense``, ``def col2im``, ...; see
+  GRADED): a tinynet name that implements that very exercise (``col2im``
+  taken from tinynet in ``def col2im``, ``softmax_cross_entropy`` in ``class
+  SoftmaxCrossEntropy``, ``effective_width`` in ``def effective_width``);
+* inside a graded class's ``backward``: a call of ``.backward(...)`` (tinynet's
+  autograd doing the derivative the student must write).
+
+Code outside the graded definitions -- a cell that compares the student's
+loss with tinynet's, a demo -- may use anything.
 """
 import ast
 
-_TINYNET_NAMES = {
+#: assignment -> graded definition -> (its parts, tinynet names it must not use)
+GRADED = {
     "hw1_dense_softmax": {
-        "dense": ["dense_dx", "dense_dw", "dense_db"],
-        "softmax_cross_entropy": ["softmax_ce_forward", "softmax_ce_backward"],
-        "nll_loss": ["softmax_ce_forward", "softmax_ce_backward"],
+        "Dense": (["dense_dx", "dense_dw", "dense_db"], {"dense", "linear", "Dense"}),
+        "SoftmaxCrossEntropy": (["softmax_ce_forward", "softmax_ce_backward"],
+                                {"softmax_cross_entropy", "nll_loss", "log_softmax",
+                                 "SoftmaxCrossEntropy", "cross_entropy"}),
     },
     "hw2_conv_backward": {
-        "col2im": ["col2im"],
-        "conv2d": ["conv_dw", "conv_db", "conv_dx"],
+        "col2im": (["col2im"], {"col2im"}),
+        "Conv2D": (["conv_dw", "conv_db", "conv_dx"], {"conv2d", "Conv2D"}),
     },
     "hw3_freeze_detector": {
-        "effective_width": ["effective_width"],
-        "symmetry": ["effective_width"],
-        "group_units": ["effective_width"],
+        "effective_width": (["effective_width"], {"effective_width", "group_units",
+                                                  "width_from_projection", "symmetry"}),
+        "find_zero_input_rows": (["find_zero_input_rows"], {"zero_input_rows"}),
+        "frozen_rows_after_training": (["frozen_rows_after_training"], {"zero_input_rows"}),
     },
 }
-_BACKWARD_PARTS = {
-    "hw1_dense_softmax": ["dense_dx", "dense_dw", "dense_db", "softmax_ce_backward"],
-    "hw2_conv_backward": ["conv_dw", "conv_db", "conv_dx"],
-}
-_ALL = {"hw1_dense_softmax": ["dense_dx", "dense_dw", "dense_db", "softmax_ce_forward",
-                              "softmax_ce_backward"],
-        "hw2_conv_backward": ["col2im", "conv_dw", "conv_db", "conv_dx"],
-        "hw3_freeze_detector": ["find_zero_input_rows", "frozen_rows_after_training",
-                                "effective_width"]}
+#: graded classes whose ``backward`` must not run tinynet's autograd
+BACKWARD = {"Dense", "SoftmaxCrossEntropy", "Conv2D"}
+
+
+def _all_parts(assignment):
+    return [p for parts, _ in GRADED.get(assignment, {}).values() for p in parts]
 
 
 def _dotted(node):
@@ -53,70 +56,77 @@ def _dotted(node):
     return None
 
 
-class _Scan(ast.NodeVisitor):
-    def __init__(self, assignment, tinynet_aliases):
-        self.assignment = assignment
-        self.names = _TINYNET_NAMES.get(assignment, {})
-        self.aliases = tinynet_aliases        # local names bound to tinynet modules
-        self.found = {}                       # part id -> message
-        self.in_backward = 0
+def _own(what, name):
+    return (f"{what} uses tinynet's own {name}: this exercise is to write it yourself, so "
+            f"this part gets 0 points.")
 
-    def flag(self, parts, why):
-        for p in parts:
-            self.found.setdefault(p, why)
+
+class _Imports(ast.NodeVisitor):
+    """Names bound to tinynet: module aliases, and {local name: tinynet name} imported."""
+
+    def __init__(self):
+        self.modules = set()      # local names of tinynet modules (tn, F, conv, ...)
+        self.names = {}           # local name -> (module, imported name)
+        self.grader = False
+        self.reload = False
 
     def visit_Import(self, node):
         for a in node.names:
-            self._module(a.name)
             if a.name.split(".")[0] == "tinynet":
-                self.aliases.add(a.asname or a.name.split(".")[0])
+                self.modules.add(a.asname or "tinynet")
+                self.grader |= a.name.startswith("tinynet.grade")
         self.generic_visit(node)
 
     def visit_ImportFrom(self, node):
         mod = node.module or ""
-        self._module(mod)
         if mod.split(".")[0] == "tinynet":
+            self.grader |= mod.startswith("tinynet.grade") or (
+                mod == "tinynet" and any(a.name == "grade" for a in node.names))
             for a in node.names:
-                self._module(f"{mod}.{a.name}")
-                if a.name in self.names:
-                    self.flag(self.names[a.name],
-                              f"your code imports tinynet's own {a.name} (from {mod}): this exercise is to "
-                              f"write it yourself, so this part gets 0 points.")
-                self.aliases.add(a.asname or a.name)
-        if mod == "importlib":
-            for a in node.names:
-                if a.name == "reload":
-                    self._reload()
+                self.names[a.asname or a.name] = (mod, a.name)
+                self.modules.add(a.asname or a.name)      # may be a submodule
+        if mod == "importlib" and any(a.name == "reload" for a in node.names):
+            self.reload = True
         self.generic_visit(node)
 
-    def _module(self, name):
-        if name == "tinynet.grade" or name.startswith("tinynet.grade."):
-            self.flag(_ALL.get(self.assignment, []),
-                      "your code imports the grader (tinynet.grade): a submission must not "
-                      "use it, so this part gets 0 points.")
+    def visit_Attribute(self, node):
+        d = _dotted(node)
+        if d and (d.endswith("importlib.reload") or d.startswith("importlib.reload")):
+            self.reload = True
+        if d and d.split(".")[0] in self.modules and ".grade" in "." + d:
+            self.grader |= d.split(".")[1:2] == ["grade"]
+        self.generic_visit(node)
 
-    def _reload(self):
-        self.flag(_ALL.get(self.assignment, []),
-                  "your code reloads a module (importlib.reload), which the grader does not "
-                  "allow in a submission: 0 points.")
+    def visit_Call(self, node):
+        if isinstance(node.func, ast.Name) and node.func.id == "__import__" and node.args:
+            arg = node.args[0]
+            if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
+                self.grader |= arg.value.startswith("tinynet.grade")
+        self.generic_visit(node)
+
+
+class _Uses(ast.NodeVisitor):
+    """Inside one graded definition: uses of forbidden tinynet names, autograd in backward."""
+
+    def __init__(self, imports, forbidden, is_class):
+        self.imports, self.forbidden, self.is_class = imports, forbidden, is_class
+        self.found = None
+        self.in_backward = 0
+
+    def visit_Name(self, node):
+        origin = self.imports.names.get(node.id)
+        if origin and origin[1] in self.forbidden and self.found is None:
+            self.found = _own(f"your code (via {node.id})", f"{origin[0]}.{origin[1]}")
 
     def visit_Attribute(self, node):
-        dotted = _dotted(node)
-        if dotted:
-            head = dotted.split(".")[0]
-            if node.attr in self.names and head in self.aliases:
-                self.flag(self.names[node.attr],
-                          f"your code uses tinynet's own {dotted}: this exercise is to write "
-                          f"it yourself, so this part gets 0 points.")
-            if dotted.endswith("importlib.reload") or dotted == "importlib.reload":
-                self._reload()
-            if head in self.aliases and (".grade" in "." + dotted.split(".", 1)[-1]
-                                         and dotted.split(".")[1:2] == ["grade"]):
-                self._module("tinynet.grade")
+        d = _dotted(node)
+        if (d and node.attr in self.forbidden and d.split(".")[0] in self.imports.modules
+                and self.found is None):
+            self.found = _own("your code", d)
         self.generic_visit(node)
 
     def visit_FunctionDef(self, node):
-        inside = node.name == "backward"
+        inside = self.is_class and node.name == "backward"
         self.in_backward += inside
         self.generic_visit(node)
         self.in_backward -= inside
@@ -127,29 +137,42 @@ class _Scan(ast.NodeVisitor):
         f = node.func
         if (self.in_backward and isinstance(f, ast.Attribute) and f.attr == "backward"
                 and not (isinstance(f.value, ast.Call) and isinstance(f.value.func, ast.Name)
-                         and f.value.func.id == "super")):
-            self.flag(_BACKWARD_PARTS.get(self.assignment, []),
-                      "your backward calls .backward() -- tinynet's autograd computing the "
-                      "derivative you are asked to write: this part gets 0 points. Compute "
-                      "the gradient with numpy.")
-        if isinstance(f, ast.Name) and f.id == "__import__":
-            arg = node.args[0] if node.args else None
-            if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
-                self._module(arg.value)
+                         and f.value.func.id == "super") and self.found is None):
+            self.found = ("your backward calls .backward() -- tinynet's autograd computing "
+                          "the derivative you are asked to write: this part gets 0 points. "
+                          "Compute the gradient with numpy.")
         self.generic_visit(node)
 
 
 def scan(sub, assignment):
-    """{part id: message} for the parts whose code delegates to tinynet."""
-    aliases = set()
-    found = {}
+    """{part id: message} for the parts whose graded code delegates to tinynet."""
+    trees = []
     for piece in sub.pieces:
         try:
-            tree = ast.parse(piece.source)
+            trees.append(ast.parse(piece.source))
         except (SyntaxError, ValueError, RecursionError, MemoryError):
             continue
-        s = _Scan(assignment, aliases)
-        s.visit(tree)
-        for k, v in s.found.items():
-            found.setdefault(k, v)
+    imports = _Imports()
+    for t in trees:
+        imports.visit(t)
+    found = {}
+    if imports.grader:
+        for p in _all_parts(assignment):
+            found[p] = ("your code imports the grader (tinynet.grade): a submission must "
+                        "not use it, so this part gets 0 points.")
+    if imports.reload:
+        for p in _all_parts(assignment):
+            found.setdefault(p, "your code reloads a module (importlib.reload), which a "
+                                "submission must not do: 0 points.")
+    graded = GRADED.get(assignment, {})
+    for t in trees:
+        for node in t.body:
+            if isinstance(node, (ast.FunctionDef, ast.ClassDef)) and node.name in graded:
+                parts, forbidden = graded[node.name]
+                uses = _Uses(imports, forbidden, isinstance(node, ast.ClassDef)
+                             and node.name in BACKWARD)
+                uses.visit(node)
+                if uses.found:
+                    for p in parts:
+                        found.setdefault(p, uses.found)
     return found
