@@ -369,15 +369,17 @@ class Session:
                 self.ns[name] = value
 
     def op_call_model(self, name, model, data, args=(), kwargs=None, refused=()):
-        """ns[name](the model built from ``model``, data, *args) on a fresh model.
+        """ns[name](the model built from ``model`` -- or its layers number model["layer"]
+        -- , data, *args) on a fresh model.
 
         Returns {"value": described, "state": the model's state_dict afterwards}.
         """
         from tinynet.tensor import Tensor
         built = build_model(model)
         x = Tensor(data["array"]) if data.get("tensor") else data["array"]
-        target = built if model.get("layer") is None else built[model["layer"]]
-        value, failure = self._guarded(name, refused, self.ns[name], target,
+        layers = model.get("layer")
+        targets = [built] if layers is None else [built[int(i)] for i in layers]
+        value, failure = self._guarded(name, refused, self.ns[name], *targets,
                                        *([x] if x is not None else []), *args,
                                        **(kwargs or {}))
         state = {k: np.asarray(p.numpy()) for k, p in built.named_parameters()}

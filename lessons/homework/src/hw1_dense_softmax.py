@@ -261,6 +261,12 @@ earned = check(globals(), "hw1_dense_softmax", "softmax_ce_backward")
 # With `Dense` and `SoftmaxCrossEntropy` you can train a softmax classifier on tinynet's
 # embedded digits -- no other layer needed. Watch the loss fall, then count the rows of `W`
 # that never moved: the border pixels, exactly as $dW = x^\top g$ predicts.
+#
+# `W` starts at 0 -- a constant init, which lesson 03 warns against. Here it is harmless:
+# there is no hidden layer, so there are no units that could stay tied. Column $k$ of `W`
+# gets the gradient $x^\top(p_{:,k} - \mathrm{onehot}_{:,k})/N$, which differs from class to
+# class from the very first step, and the loss is convex in `W` and `b`, so the starting
+# point does not decide where training ends up.
 
 # %% tags=["demo"]
 from tinynet.data import digits

@@ -168,28 +168,42 @@ earned = check(globals(), "hw3_freeze_detector", "frozen_rows_after_training")
 ### END HIDDEN TESTS
 
 # %% [markdown]
-# ## Part 3 -- `effective_width(layer, atol=1e-6)` (3 points)
+# ## Part 3 -- `effective_width(layer, next_layer=None, rtol=1e-5)` (3 points)
 #
-# Unit *j* of a Dense layer is column `W[:, j]` together with the bias `b[j]`: it computes
-# $\mathrm{relu}(x \cdot W_{:,j} + b_j)$. Two units whose columns **and** biases agree (within
-# `atol`, elementwise) compute the same thing on every input. Return the number of *different*
-# units -- the layer's effective width. A layer built with `bias=False` has `layer.bias is None`.
+# Unit *j* of a Dense layer L is three things: its incoming column `W[:, j]`, its bias
+# `b[j]`, and -- when a Dense layer M follows (through ReLU or Dropout) -- its outgoing row
+# `W_M[j, :]`. Two units whose three parts agree compute the same value on every input AND
+# receive the same gradient, so every optimizer moves them alike: they stay one unit forever.
+# The number of *different* units is the layer's **effective width** -- the one definition
+# tinynet uses everywhere (`tinynet.diagnose` and lessons 03 and 05 count it the same way).
 #
-# Group the units greedily: keep a list of representatives; a unit that is within `atol` of
+# "Agree" allows for rounding: parts count as equal when every element differs by at most
+# `rtol` times the largest |value| of that part in the layer (for the weights: `rtol *
+# abs(W).max()`; for the biases: `rtol * abs(b).max()`; ...). A layer built with
+# `bias=False` has `layer.bias is None`.
+#
+# Group the units greedily, in order: keep a list of representatives; a unit that agrees with
 # one of them belongs to its group, otherwise it starts a new group.
 
 # %% tags=["solution"]
-def effective_width(layer, atol=1e-6):
-    """Number of distinct units of a Dense layer: columns of W (with their bias) equal within atol."""
+def effective_width(layer, next_layer=None, rtol=1e-5):
+    """Number of distinct units of Dense layer ``layer`` (U units).
+
+    A unit is [W[:, j], b[j], W_next[j, :]] (bias and next row when they exist); two units
+    are equal when each part agrees within rtol * max |part| over the layer.
+    """
     ### BEGIN SOLUTION
-    w = layer.weight.numpy()                                   # (IN, OUT)
-    units = w.T                                                # one row per unit
+    parts = [layer.weight.numpy().T]                           # (U, IN)
     if layer.bias is not None:
-        units = np.concatenate([units, layer.bias.numpy()[:, None]], axis=1)
+        parts.append(layer.bias.numpy()[:, None])              # (U, 1)
+    if next_layer is not None:
+        parts.append(next_layer.weight.numpy())                # (U, OUT)
+    tols = [rtol * np.abs(p).max() for p in parts]
     representatives = []
-    for u in units:
-        if not any(np.abs(u - r).max() <= atol for r in representatives):
-            representatives.append(u)
+    for j in range(parts[0].shape[0]):
+        same = lambda r: all(np.abs(p[j] - p[r]).max() <= t for p, t in zip(parts, tols))
+        if not any(same(r) for r in representatives):
+            representatives.append(j)
     return len(representatives)
     ### END SOLUTION
 
@@ -203,26 +217,43 @@ print("effective_width passes the visible checks")
 # %% [markdown]
 # Apply it to lesson 3's model: the MLP 784→256→30→10 with every weight 1, trained with SGD
 # (lr 0.5). Its hidden layers have 256 and 30 units -- how many are really there, before and
-# after training? The loss tells the same story: it settles at ln 10 ≈ 2.303, the loss of a
-# network that cannot tell the classes apart.
+# after training? And how many hidden units still output anything but 0 on the 500 images?
 
 # %% tags=["demo"]
 def widths(model):
-    return [effective_width(m) for m in model.modules() if isinstance(m, nn.Dense)]
+    """Effective width of each hidden Dense layer (with the Dense layer after it)."""
+    dense = [m for m in model.modules() if isinstance(m, nn.Dense)]
+    return [effective_width(L, M) for L, M in zip(dense, dense[1:])]
+
+
+def alive(model, x):
+    """Hidden units (of each ReLU) that are > 0 on at least one sample."""
+    counts, h = [], tn.tensor(x)
+    with tn.no_grad():
+        for layer in model:
+            h = layer(h)
+            if isinstance(layer, nn.ReLU):
+                counts.append(int((h.numpy() > 0).any(axis=0).sum()))
+    return counts
+
 
 model = experiments.constant_init_mlp()
 opt = optim.SGD(model.parameters(), lr=0.5)
-print("before training, effective widths:", widths(model))
+print("before training: effective widths", widths(model), "| units alive", alive(model, x))
 for epoch in range(3):
+    losses = []
     for xb, yb in DataLoader(x, y, batch_size=256, shuffle=True, seed=epoch):
         opt.zero_grad()
         loss = F.softmax_cross_entropy(model(xb), yb)
         loss.backward()
         opt.step()
-    print(f"epoch {epoch}: loss {loss.item():.3f}, effective widths {widths(model)}")
+        losses.append(f"{loss.item():.4g}")
+    print(f"epoch {epoch}: batch losses {losses}, effective widths {widths(model)}, "
+          f"units alive {alive(model, x)}")
 
 tn.manual_seed(0)
-print("the same layers with a glorot init:", widths(nn.Sequential(nn.Dense(784, 256), nn.Dense(256, 30), nn.Dense(30, 10))))
+print("the same layers with a glorot init:",
+      widths(nn.Sequential(nn.Dense(784, 256), nn.Dense(256, 30), nn.Dense(30, 10))))
 
 # %% tags=["hidden-tests"]
 ### BEGIN HIDDEN TESTS
@@ -232,7 +263,15 @@ earned = check(globals(), "hw3_freeze_detector", "effective_width")
 ### END HIDDEN TESTS
 
 # %% [markdown]
-# **What the numbers say.** Both hidden layers have effective width 1 before *and* after
-# training: 256 + 30 units that act as two. The output layer's columns differ (each class gets
-# its own gradient), but every class sees the same single hidden feature, so the network cannot
-# separate them. A random (glorot) init breaks the symmetry from the first step.
+# **What the numbers say.** Two different things happen, and the loss shows only the second.
+#
+# * *Symmetry.* Both hidden layers have effective width 1 before and after training: 256 + 30
+#   units that act as one each. Equal units get equal gradients, so training never separates
+#   them; a random (glorot) init breaks the tie from the start. A width-1 network is weak, but
+#   it could still learn something -- symmetry alone does not hold the loss at ln 10.
+# * *Dead units.* With lr 0.5 the all-ones network blows up within the first epoch (a batch
+#   loss around 4e8), and the steps around it push every hidden pre-activation below 0: by the
+#   end of that epoch no hidden unit outputs anything but 0 on any of the 500 images. From then on the output
+#   is the last layer's bias alone, the same for every image, and the loss settles at
+#   ln 10 ≈ 2.303 -- the loss of a guess that cannot tell the classes apart. This is what
+#   lesson 03 shows: the network died after the blow-up.
