@@ -1,25 +1,29 @@
 """An offline autograder for tinynet's homework (lessons/homework/*.ipynb).
 
-    python -m tinynet.grade SUBMISSION [--json] [--timeout S] [--assignment ID]
-    python -m tinynet.grade --list
+    python -m tinynet.grade SUBMISSION [--json] [--timeout S] [--deadline S] [--assignment ID]
+    python -m tinynet.grade FOLDER --gradebook grades.csv [-j N] [--reports DIR]
+    python -m tinynet.grade --list                  (also: tinynet grade ...)
 
-SUBMISSION is a notebook (.ipynb) or a Python module (.py).  The grader
-runs it in a fresh subprocess -- cell by cell (a module: statement by
-statement), so one broken cell does not hide the rest -- and then checks
-each part of the assignment, printing per part PASS/FAIL, the points, and a
+SUBMISSION is a notebook (.ipynb) or a Python module (.py).  The student's
+code runs in a sandboxed process (tinynet.grade.sandbox) -- cell by cell (a
+module: statement by statement), so one broken cell does not hide the rest.
+The checks run in THIS process (trusted): they ask the student process to
+call the student's functions on inputs they choose, receive plain data only
+(tinynet.grade.wire), compute the right answers themselves and count the
+points (runner.py).  Per part the report gives PASS/FAIL, the points, and a
 message a student can act on: which gradient is wrong, at which element and
-by how much (from ``tn.gradcheck``), and when it can tell, the kind of
-mistake -- wrong shape, transposed, sign flipped, off by a factor of N (a
-missing 1/N), overlapping windows not accumulated.  The last line is
-``Total: earned/possible``.
+by how much (worded as ``tn.gradcheck`` would), and when it can tell, the
+kind of mistake -- wrong shape, transposed, sign flipped, off by a factor of
+N (a missing 1/N), overlapping windows not accumulated, delegating to
+tinynet's own implementation.  The last line is ``Total: earned/possible``.
 
-Nothing a submission does crashes the grader: exceptions, syntax errors,
-``raise NotImplementedError`` ("not implemented yet"), wrong return types,
-``exit()``, infinite loops (each cell and each part has a time limit,
---timeout, default 30 s) -- each is reported with 0 points for that part.
-Exit code 0 whenever a report was printed; 2 for misuse (no such file,
-unknown assignment); 3 when the grader itself failed (a bug or a broken
-installation: the report says so).
+Nothing a submission does crashes the grader or raises its score:
+exceptions, syntax errors, ``raise NotImplementedError``, wrong return types,
+``exit()``, infinite loops (each cell and each check has --timeout, default
+30 s; each submission --deadline, default 600 s), forged messages, patched
+builtins -- each costs at most the parts it touches.  Exit code 0 whenever a
+report was printed; 2 for misuse; 3 when the grader itself failed; in folder
+mode 4 when some submission could not be graded.
 
 Which assignment a file is: --assignment, else the notebook's
 ``metadata.tinynet.assignment`` (the released notebooks carry it), else a
@@ -36,9 +40,9 @@ hw3_freeze_detector   A detector for frozen weights                     10
     find_zero_input_rows 4, frozen_rows_after_training 3, effective_width 3
 
 The checks live in ``tinynet/grade/hw1.py`` ... ``hw3.py``; the solution
-notebooks' hidden-test cells call :func:`check`, so running a solution
-notebook top to bottom runs the same checks.  The checks ship with tinynet,
-so students can grade themselves: they are for feedback, not for secrecy.
+notebooks' hidden-test cells (and nbgrader's autograde) call :func:`check`,
+which runs the same checks against the notebook's own namespace -- no
+isolation, for feedback; grades come from ``python -m tinynet.grade``.
 """
 
 
