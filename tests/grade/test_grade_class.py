@@ -105,3 +105,39 @@ def test_folder_misuse_is_one_line(tmp_path):
     assert len(result.stderr.strip().splitlines()) == 1
     with pytest.raises(Exception):
         grade_folder(tmp_path / "missing", tmp_path / "g.csv")
+
+
+def test_a_student_cannot_touch_other_submissions_or_the_gradebook(tmp_path):
+    from tinynet.grade.sandbox import containment
+    if containment() not in ("bwrap", "unshare", "nobody"):
+        pytest.skip(f"needs the student process to run as another user or in namespaces; "
+                    f"this machine gives {containment()!r}")
+    folder, out = tmp_path / "class", tmp_path / "grades"
+    folder.mkdir()
+    out.mkdir()
+    bob = folder / "bob.ipynb"
+    bob.write_bytes((HOMEWORK / HW1).read_bytes())
+    gradebook = out / "grades.csv"
+    gradebook.write_text("student,total\nmallory,10\n", encoding="utf-8")   # last term's
+    nb = released_notebook(HW1)
+    nb["cells"].append({"cell_type": "code", "metadata": {}, "outputs": [],
+                        "execution_count": None, "source": f'''
+import os
+for path in ({str(bob)!r}, {str(gradebook)!r}):
+    for attempt in (lambda: open(path, "w").write("student,total\\nmallory,10\\n"),
+                    lambda: os.remove(path), lambda: os.rename(path, path + ".old")):
+        try:
+            attempt()
+        except OSError:
+            pass
+'''})
+    (folder / "mallory.ipynb").write_text(json.dumps(nb), encoding="utf-8")
+    bob_before = bob.read_bytes()
+    results = grade_folder(folder, gradebook, jobs=2, timeout=30,
+                           assignment="hw1_dense_softmax")
+    assert bob.read_bytes() == bob_before
+    with open(gradebook, newline="", encoding="utf-8") as f:
+        rows = {r["student"]: r["total"] for r in csv.DictReader(f)}
+    assert rows == {"bob": "10", "mallory": "0"}, rows
+    assert {r["student"]: r["status"] for r in results} == {"bob": "graded",
+                                                            "mallory": "graded"}
