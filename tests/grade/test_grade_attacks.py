@@ -14,12 +14,10 @@ the permission-based ones) and are skipped with the reason elsewhere.
 import hashlib
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
 import uuid
-from pathlib import Path
 
 import pytest
 

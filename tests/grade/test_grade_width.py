@@ -1,5 +1,4 @@
 """hw3's effective_width is graded against tinynet's own definition (one definition)."""
-import numpy as np
 import pytest
 
 from tinynet import init, nn

@@ -16,7 +16,6 @@ the part being checked.  The grader itself never hangs or crashes on a
 submission, and when grading ends the student process is killed with every
 process it started.
 """
-import os
 import queue
 import threading
 import time
