@@ -352,7 +352,8 @@ class _Grading:
 def format_report(report):
     lines = [f"tinynet.grade  {report['assignment']} -- {report['title']}",
              f"submission: {report['submission']}   (time limit {report['timeout']:g} s per "
-             f"cell and per check, {report.get('deadline', DEFAULT_DEADLINE):g} s in all)"]
+             f"cell and per check, {report.get('deadline', DEFAULT_DEADLINE):g} s in all; "
+             f"sandbox: {report.get('sandbox', '?')})"]
     if report["notes"]:
         lines.append("")
         lines.append("While running your code:")
