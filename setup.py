@@ -11,7 +11,6 @@ them out.  Building needs only the standard library (no numpy): the release
 module is loaded from its file, not through the tinynet package.
 """
 import importlib.util
-import json
 import shutil
 import sys
 from pathlib import Path
@@ -22,9 +21,8 @@ from setuptools.command.build_py import build_py
 ROOT = Path(__file__).resolve().parent
 LESSONS = ROOT / "lessons"
 HOMEWORK = LESSONS / "homework"
-# The student-version logic.  When it moves into the package, point this at
-# "tinynet/grade/release.py" (it must expose release_notebook_file(src, dst)).
-RELEASE_MODULE = ROOT / "scripts" / "release_homework.py"
+# The student-version logic (it exposes release_notebook_file(src, dst)).
+RELEASE_MODULE = ROOT / "tinynet" / "grade" / "release.py"
 
 
 def _load_standalone(path):
@@ -54,13 +52,7 @@ def _load_standalone(path):
 
 def release_notebook_file(src, dst):
     """Write the student version of the homework notebook ``src`` to ``dst``."""
-    module = _load_standalone(RELEASE_MODULE)
-    if hasattr(module, "release_notebook_file"):
-        return module.release_notebook_file(src, dst)
-    nb = json.loads(Path(src).read_text(encoding="utf-8"))
-    student, _ = module.release_notebook(nb, Path(src).name)
-    Path(dst).write_text(json.dumps(student, indent=1, ensure_ascii=False) + "\n",
-                         encoding="utf-8", newline="\n")
+    return _load_standalone(RELEASE_MODULE).release_notebook_file(src, dst)
 
 
 class BuildWithLessons(build_py):

@@ -208,3 +208,51 @@ def test_command_line(tmp_path):
     result = subprocess.run([sys.executable, str(SCRIPT), str(tmp_path / "missing"),
                              str(tmp_path / "o2")], capture_output=True, text=True)
     assert result.returncode == 2 and "no such file" in result.stderr
+
+
+def test_release_notebook_file_is_the_packaged_entry_point(tmp_path):
+    """tinynet.grade.release.release_notebook_file(src, dst): one notebook, atomically."""
+    from tinynet.grade.release import ReleaseError, UsageError, release_notebook_file
+    src = HOMEWORK / "hw2_conv_backward.ipynb"
+    dst = tmp_path / "out" / "hw2.ipynb"
+    summary = release_notebook_file(src, dst)
+    assert summary["solutions"] >= 2 and summary["hidden"] >= 1
+    text = dst.read_text(encoding="utf-8")
+    assert "BEGIN SOLUTION" not in text and "raise NotImplementedError()" in text
+    assert json.loads(text)["cells"]
+    with pytest.raises(UsageError):
+        release_notebook_file(src, src)
+    bad = tmp_path / "bad.ipynb"
+    bad.write_text(json.dumps({"nbformat": 4, "cells": [{"cell_type": "code", "metadata": {},
+                                                         "source": "### BEGIN SOLUTION\n"}]}))
+    with pytest.raises(ReleaseError):
+        release_notebook_file(bad, tmp_path / "never.ipynb")
+    assert not (tmp_path / "never.ipynb").exists()
+    for cells in ([1], [{"cell_type": "code", "metadata": [], "source": ""}]):
+        bad.write_text(json.dumps({"nbformat": 4, "cells": cells}))
+        with pytest.raises(ReleaseError):
+            release_notebook_file(bad, tmp_path / "never.ipynb")
+
+
+def test_homework_notebooks_are_built_from_their_sources():
+    """lessons/homework/src/*.py -> lessons/homework/*.ipynb (scripts/build_homework.py)."""
+    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "build_homework.py"),
+                             "--check"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    sources = sorted(p.stem for p in (HOMEWORK / "src").glob("hw*.py"))
+    assert sources == sorted(p.stem for p in HOMEWORK.glob("hw*.ipynb"))
+
+
+def test_built_notebooks_carry_nbgrader_metadata_matching_the_grader():
+    from tinynet.grade import ASSIGNMENTS
+    for a in ASSIGNMENTS.values():
+        nb = json.loads((HOMEWORK / a.notebook).read_text(encoding="utf-8"))
+        meta = [c["metadata"]["nbgrader"] for c in nb["cells"]]
+        tests = {m["grade_id"]: m["points"] for m in meta if m["grade"] and not m["solution"]}
+        assert tests == {f"test_{p.id}": p.points for p in a.parts}
+        solutions = [c for c in nb["cells"] if c["metadata"]["nbgrader"]["solution"]]
+        assert solutions and all("BEGIN SOLUTION" in "".join(c["source"]) for c in solutions)
+        for c in nb["cells"]:
+            m = c["metadata"]["nbgrader"]
+            if not m["solution"]:
+                assert m["locked"], c["source"][:2]

@@ -3,6 +3,7 @@
     tinynet info            version, array backends, and a tiny worked example
     tinynet explain [CASE]  (see `tinynet explain --help`) why parameters stop updating
     tinynet lessons [DIR]   the lesson notebooks and the student homework, into DIR
+    tinynet grade ...       (see `tinynet grade --help`) grade homework, one file or a class
 """
 import argparse
 import sys
@@ -57,7 +58,20 @@ def build_parser():
         diagnose_cli.add_parser(sub)
     from tinynet import lessons_cli
     lessons_cli.add_parser(sub)
+    _add_grade_parser(sub)
     return parser
+
+
+def _add_grade_parser(sub):
+    """`tinynet grade ...` is `python -m tinynet.grade ...` (its own --help)."""
+    p = sub.add_parser("grade", add_help=False, prefix_chars="\0",
+                       help="grade homework: a notebook, or a class folder with --gradebook")
+    p.add_argument("grade_args", nargs=argparse.REMAINDER)
+
+    def run(args):
+        from tinynet.grade.__main__ import main as grade_main
+        return grade_main(args.grade_args, prog="tinynet grade")
+    p.set_defaults(func=run)
 
 
 def main(argv=None):

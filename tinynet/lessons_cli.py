@@ -27,23 +27,8 @@ class LessonsError(Exception):
 
 
 def _checkout_release():
-    """release_notebook_file(src, dst) from the checkout's scripts/release_homework.py."""
-    import importlib.util
-
-    script = CHECKOUT_DIR.parent / "scripts" / "release_homework.py"
-    if not script.is_file():
-        raise LessonsError(f"this tinynet has no packaged lessons ({PACKAGE_DIR} is missing) "
-                           f"and is not a source checkout ({script} is missing); "
-                           f"reinstall it with pip install --force-reinstall tinynet")
-    spec = importlib.util.spec_from_file_location("_tinynet_release_homework", script)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-
-    def release_notebook_file(src, dst):
-        nb = json.loads(Path(src).read_text(encoding="utf-8"))
-        student, _ = module.release_notebook(nb, Path(src).name)
-        with atomic_write(dst, "w", encoding="utf-8", newline="\n") as f:
-            f.write(json.dumps(student, indent=1, ensure_ascii=False) + "\n")
+    """release_notebook_file(src, dst): the student version of one homework notebook."""
+    from tinynet.grade.release import release_notebook_file
     return release_notebook_file
 
 

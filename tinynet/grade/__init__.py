@@ -1,25 +1,29 @@
 """An offline autograder for tinynet's homework (lessons/homework/*.ipynb).
 
-    python -m tinynet.grade SUBMISSION [--json] [--timeout S] [--assignment ID]
-    python -m tinynet.grade --list
+    python -m tinynet.grade SUBMISSION [--json] [--timeout S] [--deadline S] [--assignment ID]
+    python -m tinynet.grade FOLDER --gradebook grades.csv [-j N] [--reports DIR]
+    python -m tinynet.grade --list                  (also: tinynet grade ...)
 
-SUBMISSION is a notebook (.ipynb) or a Python module (.py).  The grader
-runs it in a fresh subprocess -- cell by cell (a module: statement by
-statement), so one broken cell does not hide the rest -- and then checks
-each part of the assignment, printing per part PASS/FAIL, the points, and a
+SUBMISSION is a notebook (.ipynb) or a Python module (.py).  The student's
+code runs in a sandboxed process (tinynet.grade.sandbox) -- cell by cell (a
+module: statement by statement), so one broken cell does not hide the rest.
+The checks run in THIS process (trusted): they ask the student process to
+call the student's functions on inputs they choose, receive plain data only
+(tinynet.grade.wire), compute the right answers themselves and count the
+points (runner.py).  Per part the report gives PASS/FAIL, the points, and a
 message a student can act on: which gradient is wrong, at which element and
-by how much (from ``tn.gradcheck``), and when it can tell, the kind of
-mistake -- wrong shape, transposed, sign flipped, off by a factor of N (a
-missing 1/N), overlapping windows not accumulated.  The last line is
-``Total: earned/possible``.
+by how much (worded as ``tn.gradcheck`` would), and when it can tell, the
+kind of mistake -- wrong shape, transposed, sign flipped, off by a factor of
+N (a missing 1/N), overlapping windows not accumulated, delegating to
+tinynet's own implementation.  The last line is ``Total: earned/possible``.
 
-Nothing a submission does crashes the grader: exceptions, syntax errors,
-``raise NotImplementedError`` ("not implemented yet"), wrong return types,
-``exit()``, infinite loops (each cell and each part has a time limit,
---timeout, default 30 s) -- each is reported with 0 points for that part.
-Exit code 0 whenever a report was printed; 2 for misuse (no such file,
-unknown assignment); 3 when the grader itself failed (a bug or a broken
-installation: the report says so).
+Nothing a submission does crashes the grader or raises its score:
+exceptions, syntax errors, ``raise NotImplementedError``, wrong return types,
+``exit()``, infinite loops (each cell and each check has --timeout, default
+30 s; each submission --deadline, default 600 s), forged messages, patched
+builtins -- each costs at most the parts it touches.  Exit code 0 whenever a
+report was printed; 2 for misuse; 3 when the grader itself failed; in folder
+mode 4 when some submission could not be graded.
 
 Which assignment a file is: --assignment, else the notebook's
 ``metadata.tinynet.assignment`` (the released notebooks carry it), else a
@@ -36,31 +40,36 @@ hw3_freeze_detector   A detector for frozen weights                     10
     find_zero_input_rows 4, frozen_rows_after_training 3, effective_width 3
 
 The checks live in ``tinynet/grade/hw1.py`` ... ``hw3.py``; the solution
-notebooks' hidden-test cells call :func:`check`, so running a solution
-notebook top to bottom runs the same checks.  The checks ship with tinynet,
-so students can grade themselves: they are for feedback, not for secrecy.
+notebooks' hidden-test cells (and nbgrader's autograde) call :func:`check`,
+which runs the same checks against the notebook's own namespace -- no
+isolation, for feedback; grades come from ``python -m tinynet.grade``.
 """
-from tinynet.grade.assignments import ASSIGNMENTS, GraderUsageError
-from tinynet.grade.core import Context, Fail
-from tinynet.grade.runner import DEFAULT_TIMEOUT, format_report, grade
 
 
 def check(namespace, assignment, part=None):
     """Run an assignment's checks in this process on ``namespace`` (e.g. ``globals()``).
 
-    For notebooks (the hidden-test cells call it): prints one line per part
-    and raises AssertionError with the messages of the parts that fail.  No
-    time limit and no isolation -- use ``python -m tinynet.grade`` for that.
-    Returns the number of points earned.
+    For notebooks (the hidden-test cells call it) and nbgrader: prints one
+    line per part and raises AssertionError with the messages of the parts
+    that fail.  No time limit and no isolation -- the notebook IS the
+    student's code; use ``python -m tinynet.grade`` for that.  The checks
+    talk to the namespace through the same plain-data requests as to the
+    sandboxed process.  Returns the number of points earned.
     """
     from tinynet.grade import assignments
-    from tinynet.grade.worker import run_part
+    from tinynet.grade.core import Context, Fail, OK
+    from tinynet.grade.runner import LocalStudent
     a = assignments.get(assignment)
     parts = a.parts if part is None else [a.part(part)]
+    st = LocalStudent(namespace)
     ctx = Context()
     failures, earned = [], 0
     for p in parts:
-        result = run_part(p, namespace, ctx)
+        try:
+            result = {"status": "pass", "reason": OK, "points": p.points,
+                      "message": p.check(st, ctx)}
+        except Fail as f:
+            result = {"status": "fail", "reason": f.reason, "points": 0, "message": str(f)}
         ctx.prior[p.id] = result
         earned += result["points"]
         status = "PASS" if result["status"] == "pass" else "FAIL"
@@ -73,5 +82,20 @@ def check(namespace, assignment, part=None):
     return earned
 
 
-__all__ = ["grade", "check", "format_report", "ASSIGNMENTS", "GraderUsageError",
-           "DEFAULT_TIMEOUT", "Fail"]
+_LAZY = {"grade": "runner", "format_report": "runner", "DEFAULT_TIMEOUT": "runner",
+         "DEFAULT_DEADLINE": "runner", "ASSIGNMENTS": "assignments",
+         "GraderUsageError": "assignments", "Fail": "core", "Context": "core",
+         "grade_folder": "classroom"}
+
+
+def __getattr__(name):
+    # Lazy, so that the sandboxed student process can import tinynet.grade.student
+    # without loading (or, under bubblewrap, even seeing) the checks.
+    if name in _LAZY:
+        import importlib
+        return getattr(importlib.import_module(f"tinynet.grade.{_LAZY[name]}"), name)
+    raise AttributeError(f"module 'tinynet.grade' has no attribute {name!r}")
+
+
+__all__ = ["grade", "grade_folder", "check", "format_report", "ASSIGNMENTS",
+           "GraderUsageError", "DEFAULT_TIMEOUT", "DEFAULT_DEADLINE", "Fail"]

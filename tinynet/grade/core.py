@@ -2,24 +2,24 @@
 
 An assignment is a list of parts; a part is a check function
 
-    check(ns, ctx) -> str
+    check(st, ctx) -> str
 
-that looks the student's names up in ``ns`` (the namespace their notebook or
-module ran in), exercises them, and returns a short success message -- or
-raises :class:`Fail` with a message the student can act on.  Everything a
-student's code can do wrong (raise, return the wrong type, be missing) is
+that runs in the TRUSTED grader process.  ``st`` is the student: an object
+whose ``request(op, **args)`` asks the student process (or, inside a
+notebook, the student's namespace) to call one of their functions on inputs
+the check chose, and returns plain data only (tinynet.grade.student,
+tinynet.grade.wire).  The check computes the expected values itself,
+compares, and returns a short success message -- or raises :class:`Fail`
+with a message the student can act on.  Everything a student's code can do
+wrong (raise, return the wrong type, be missing, delegate to tinynet) is
 turned into a Fail by the helpers here, so a check reads as a list of
 expectations rather than a pile of try/except.
 """
-import linecache
-import os
-import traceback
 from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
 
-from tinynet.tensor import Tensor
 
 # Result reasons (the "reason" field of --json output).
 OK = "ok"
@@ -29,7 +29,8 @@ EXCEPTION = "exception"             # the student's code raised
 WRONG_TYPE = "wrong_type"
 MISSING = "missing"                 # a name the part needs is not defined
 TIMEOUT = "timeout"
-CRASH = "crash"                     # the Python process running the code died
+CRASH = "crash"                     # the Python process running the code died or misbehaved
+DELEGATED = "delegated"             # the code calls tinynet's own implementation of the exercise
 INTERNAL = "internal"               # a bug in the grader itself
 
 
@@ -81,10 +82,12 @@ class Context:
 
     prior       -- part id -> result dict of the parts graded before this one
     cell_errors -- list of one-line descriptions of cells that failed to run
+    sources     -- the submission's code (cells or statements), for the static look
     """
     prior: dict = field(default_factory=dict)
     cell_errors: list = field(default_factory=list)
     kind: str = "notebook"
+    sources: list = field(default_factory=list)
 
     def passed(self, part_id):
         r = self.prior.get(part_id)
@@ -92,81 +95,110 @@ class Context:
 
 
 # --------------------------------------------------------------------------
-# locating the student's code in a traceback
+# what came back from the student process
 # --------------------------------------------------------------------------
-STUDENT_FILE_PREFIX = "<code cell "
+class Described:
+    """Something the student returned that is not plain data: only its description."""
+
+    def __init__(self, kind, type_text, shape=None):
+        self.kind, self.type_text, self.shape = kind, type_text, shape
+
+    def __repr__(self):
+        return f"<{self.type_text}>"
 
 
-def is_student_frame(filename):
-    from tinynet.grade import submission
-    return filename.startswith(STUDENT_FILE_PREFIX) or filename in submission.STUDENT_FILES
+def received(desc):
+    """A description from tinynet.grade.student.describe -> a trusted stand-in.
+
+    Arrays and numbers become plain numpy / Python values (rebuilt from raw
+    bytes by tinynet.grade.wire); a Tensor or any other object becomes a
+    :class:`Described` that only names it.
+    """
+    if not isinstance(desc, dict) or not isinstance(desc.get("kind"), str):
+        raise Fail("the student process sent a malformed value", CRASH)
+    kind = desc["kind"]
+    value = desc.get("value")
+    if kind == "none":
+        return None
+    if kind in ("array", "scalar"):
+        if type(value) is not np.ndarray:
+            raise Fail("the student process sent a malformed array", CRASH)
+        return value[()] if kind == "scalar" else value
+    if kind == "bool" and type(value) is bool:
+        return value
+    if kind == "int" and type(value) in (int, float):
+        return value
+    if kind == "float" and type(value) is float:
+        return value
+    if kind == "tensor":
+        shape = desc.get("shape")
+        return Described("tensor", "a tinynet Tensor",
+                         tuple(shape) if isinstance(shape, list) else None)
+    if kind in ("tuple", "list") and isinstance(desc.get("items"), list):
+        items = [received(d) for d in desc["items"]]
+        n = desc.get("len")
+        if type(n) is int and n > len(items):
+            items += [Described("other", "an item not sent")] * min(n - len(items), 1000)
+        return tuple(items) if kind == "tuple" else items
+    if kind == "other":
+        return Described("other", f"a {str(desc.get('type', 'object'))[:80]}")
+    raise Fail("the student process sent a malformed value", CRASH)
 
 
-def student_location(exc):
-    """'code cell 4, line 7: dw = self.x @ g' for the innermost student frame, or ''."""
-    tb = traceback.extract_tb(exc.__traceback__)
-    for frame in reversed(tb):
-        if is_student_frame(frame.filename):
-            where = frame.filename.strip("<>") if frame.filename.startswith("<") \
-                else os.path.basename(frame.filename)
-            line = frame.line or linecache.getline(frame.filename, frame.lineno).strip()
-            text = f"{where}, line {frame.lineno}"
-            if frame.name not in ("<module>",):
-                text += f" (in {frame.name})"
-            if line:
-                text += f": {line.strip()}"
-            return text
-    return ""
-
-
-def involves_student_code(exc):
-    return any(is_student_frame(f.filename) for f in traceback.extract_tb(exc.__traceback__))
-
-
-def describe_exception(what, exc):
-    """A Fail for an exception raised while running ``what`` (student code)."""
-    if isinstance(exc, Fail):
-        return exc
-    if isinstance(exc, NotImplementedError):
+def describe_failure(failure):
+    """A Fail from a failure dict sent by the student process."""
+    if not isinstance(failure, dict):
+        return Fail("the student process sent a malformed reply", CRASH)
+    what = str(failure.get("what", "your code"))[:200]
+    if "delegated" in failure:
+        return delegation_fail(what, str(failure["delegated"])[:200])
+    info = failure.get("raised")
+    if not isinstance(info, dict):
+        return Fail("the student process sent a malformed reply", CRASH)
+    typ = str(info.get("type", "Exception"))[:80]
+    if typ == "SystemExit":
+        return Fail(f"{what} called exit() / sys.exit({info.get('exit')!r}); a function must "
+                    f"return its result instead", EXCEPTION)
+    if info.get("not_implemented") is True:
         return NotImplementedPart(
             f"not implemented yet: {what} raises NotImplementedError. Replace the "
             f"`raise NotImplementedError` line with your code.")
-    where = student_location(exc)
-    msg = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    text = f"{what} raised {type(exc).__name__}" + (f": {msg}" if msg else "")
+    msg = str(info.get("message", ""))[:300]
+    where = str(info.get("where", ""))[:400]
+    text = f"{what} raised {typ}" + (f": {msg}" if msg else "")
     if where:
         text += f"\n  at {where}"
-    if isinstance(exc, ValueError) and "matmul" in msg:
+    if typ == "ValueError" and "matmul" in msg:
         text += ("\n  The operands of @ do not fit: (a, b) @ (c, d) needs b == c. Write the "
                  "shape of every array next to that line -- g has the forward output's shape.")
     return Fail(text, EXCEPTION)
 
 
-def call(what, fn, *args, **kwargs):
-    """Run student code; any exception becomes a Fail that says what raised and where.
+def delegation_fail(what, target):
+    name = target.replace(":", ".")
+    return Fail(f"{what} calls tinynet's own {name}: this exercise is to write it yourself, "
+                f"so this part gets 0 points. Compute the result with numpy.", DELEGATED)
 
-    Everything raised inside ``fn`` counts as the student's (a wrong number of
-    arguments is raised before their first line runs); only a GradcheckError
-    passes through, for the caller to explain.
-    """
-    from tinynet.gradcheck import GradcheckError
-    try:
-        return fn(*args, **kwargs)
-    except (Fail, GradcheckError):
-        raise
-    except Exception as exc:                     # noqa: BLE001 -- that is the point
-        raise describe_exception(what, exc) from None
-    except SystemExit as exc:
-        raise Fail(f"{what} called exit() / sys.exit({exc.code!r}); a function must "
-                   f"return its result instead", EXCEPTION) from None
+
+def unwrap(reply, key="value"):
+    """reply[key] as a trusted stand-in, or the Fail the reply describes."""
+    if not isinstance(reply, dict):
+        raise Fail("the student process sent a malformed reply", CRASH)
+    if "failure" in reply:
+        raise describe_failure(reply["failure"])
+    if "error" in reply or key not in reply:
+        raise Fail(f"the student process could not answer: "
+                   f"{str(reply.get('error', 'no ' + key))[:300]}", CRASH)
+    return received(reply[key])
 
 
 # --------------------------------------------------------------------------
 # looking names up
 # --------------------------------------------------------------------------
-def lookup(ns, ctx, name, kind="callable"):
-    """ns[name], or a Fail saying it is missing (and which cells failed to run)."""
-    if name not in ns:
+def lookup(st, ctx, name, kind="callable"):
+    """Fail unless the submission defines ``name`` (a function by default)."""
+    info = st.request("lookup", name=name)
+    if not isinstance(info, dict) or info.get("defined") is not True:
         msg = f"`{name}` is not defined in your submission."
         if ctx.cell_errors:
             what = "Cells" if ctx.kind == "notebook" else "Parts of your file"
@@ -176,29 +208,26 @@ def lookup(ns, ctx, name, kind="callable"):
             msg += (f" Keep the name `{name}` from the assignment (and run the cell that "
                     f"defines it).")
         raise Fail(msg, MISSING)
-    obj = ns[name]
-    if kind == "callable" and not callable(obj):
-        raise Fail(f"`{name}` should be a function, but it is a {type(obj).__name__}",
+    if kind == "callable" and info.get("callable") is not True:
+        raise Fail(f"`{name}` should be a function, but it is a {str(info.get('type'))[:80]}",
                    WRONG_TYPE)
-    return obj
-
-
-def lookup_function_class(ns, ctx, name):
-    """A tinynet Function subclass named ``name``."""
-    from tinynet.tensor import Function
-    cls = lookup(ns, ctx, name)
-    if not (isinstance(cls, type) and issubclass(cls, Function)):
+    if kind == "function_class" and info.get("function_class") is not True:
         raise Fail(f"`{name}` must be a class that subclasses tn.Function "
-                   f"(class {name}(tn.Function): ...), got {type(cls).__name__}", WRONG_TYPE)
-    return cls
+                   f"(class {name}(tn.Function): ...), got {str(info.get('type'))[:80]}",
+                   WRONG_TYPE)
+    return name
+
+
+def lookup_function_class(st, ctx, name):
+    return lookup(st, ctx, name, kind="function_class")
 
 
 # --------------------------------------------------------------------------
 # return values
 # --------------------------------------------------------------------------
 def type_name(x):
-    if isinstance(x, Tensor):
-        return "a tinynet Tensor"
+    if isinstance(x, Described):
+        return x.type_text
     if x is None:
         return "None"
     if isinstance(x, np.ndarray):
@@ -208,7 +237,7 @@ def type_name(x):
 
 def require_array(what, value, shape=None):
     """value must be a numpy array (a 0-d array or numpy scalar when shape == ())."""
-    if isinstance(value, Tensor):
+    if isinstance(value, Described) and value.kind == "tensor":
         raise Fail(f"{what} is a tinynet Tensor; inside a Function work on the raw numpy "
                    f"arrays and return an array (the engine wraps it in a Tensor)",
                    WRONG_TYPE)

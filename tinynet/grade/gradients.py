@@ -1,9 +1,12 @@
 """Checking a student's Function.backward, and saying what is wrong with it.
 
-``check_gradients`` calls the student's Function once by hand (so a wrong
-return type or shape gets its own message instead of an engine error), then
-lets ``tn.gradcheck`` decide, and when gradcheck fails it compares the whole
-gradient with the numerical one to name the kind of mistake:
+``check_gradients`` has the student process run the student's Function
+forward and backward on inputs chosen here and send back plain arrays (a
+wrong return type or shape gets its own message), compares the gradients
+with the right ones computed here, in the trusted process, and when they
+differ words the verdict as ``tn.gradcheck`` would -- the first element where
+the backward disagrees with the numerical derivative of the forward -- and
+compares the whole gradient with the numerical one to name the kind of mistake:
 
     shape       wrong shape; transposed (the axes swapped); an extra batch axis
     transposed  a square gradient equal to the right one transposed
@@ -14,14 +17,14 @@ gradient with the numerical one to name the kind of mistake:
     otherwise   how many elements are wrong, and the first one
 
 The random upstream gradient g used for the check is the one gradcheck uses
-(its ``seed``), so the numbers printed match gradcheck's.
+(its ``seed``), so the numbers printed match gradcheck's.  The points depend
+only on the comparison with the right gradients; what the student process
+sends can only make a message less helpful, never a wrong answer right.
 """
 import numpy as np
 
-from tinynet.gradcheck import GradcheckError, gradcheck
-from tinynet.tensor import Tensor, no_grad
-from tinynet.grade.core import (WRONG, WRONG_TYPE, Fail, call, fmt, require_array,
-                                type_name)
+from tinynet.grade.core import (CRASH, WRONG, WRONG_TYPE, Described, Fail, describe_failure,
+                                fmt, require_array, type_name, unwrap)
 
 RTOL = 1e-4
 
@@ -122,47 +125,52 @@ def diagnose(name, got, expected, batch=None, coverage=None, context=None, g_val
             f"yours {fmt(got[first])}, the right value {fmt(expected[first])}.")
 
 
-def numeric_gradient(make_fn, arrays, i, v, eps=1e-6):
-    """Central differences of sum(v * f(arrays)) with respect to arrays[i] (float64)."""
-    xs = [Tensor(np.array(a, dtype=np.float64)) for a in arrays]
-    target = xs[i].data
-    grad = np.zeros_like(target)
-
-    def f():
-        with no_grad():
-            return float((np.asarray(make_fn()(*xs).data, dtype=np.float64) * v).sum())
-
-    for idx in np.ndindex(*target.shape):
-        orig = target[idx]
-        target[idx] = orig + eps
-        fp = f()
-        target[idx] = orig - eps
-        fm = f()
-        target[idx] = orig
-        grad[idx] = (fp - fm) / (2 * eps)
-    return grad
+def gradcheck_element(analytic, numeric, atol=1e-5, rtol=1e-3):
+    """tn.gradcheck's verdict: the first element where they disagree, or None."""
+    bad = ~(np.abs(analytic - numeric) <= atol + rtol * np.abs(numeric))
+    if not bad.any():
+        return None
+    return tuple(int(i) for i in np.argwhere(bad)[0])
 
 
-def run_backward(label, make_fn, arrays, names, wrt, seed=0):
-    """Call forward and backward by hand; return (output array, list of gradients).
+def numeric_from_forwards(reply, v, eps=1e-6):
+    """The numerical derivative of sum(v * f) from the student's forwards at x ± eps."""
+    plus = np.asarray(unwrap_array(reply, "plus"), dtype=np.float64)
+    minus = np.asarray(unwrap_array(reply, "minus"), dtype=np.float64)
+    if plus.shape != minus.shape or plus.shape[1:] != v.shape:
+        raise Fail("your forward's output changed shape between calls", WRONG)
+    return ((plus - minus) * v).reshape(len(plus), -1).sum(axis=1) / (2 * eps)
 
-    Raises Fail for exceptions, wrong return types and wrong shapes of the
-    gradients in ``wrt``.
+
+def unwrap_array(reply, key):
+    if isinstance(reply, dict) and "failure" in reply:
+        raise describe_failure(reply["failure"])
+    value = reply.get(key) if isinstance(reply, dict) else None
+    if type(value) is not np.ndarray:
+        raise Fail("the student process sent a malformed reply", CRASH)
+    return value
+
+
+def run_backward(st, label, cls, init, arrays, names, wrt, *, seed=0, refused=(),
+                 substitute=None):
+    """The student's forward and backward on ``arrays``, called in the student process.
+
+    Returns (forward output, list of gradients) as trusted plain arrays.
+    Raises Fail for exceptions, delegation, wrong return types and wrong shapes
+    of the gradients in ``wrt``.
     """
-    cls = label.split(".")[0]
-    tensors = [Tensor(np.array(a, dtype=np.float64), requires_grad=(i in wrt))
-               for i, a in enumerate(arrays)]
-    fn = call(f"{cls}(...)", make_fn)
-    out = call(f"{cls}.forward", fn, *tensors)
-    y = out.data
+    reply = st.request("function", cls=cls, init=list(init), arrays=list(arrays),
+                       wrt=list(wrt), label=label, seed=seed, refused=list(refused),
+                       substitute=substitute)
+    y = unwrap(reply, "y")
     if isinstance(y, np.generic):
         y = np.asarray(y)
     require_array(f"{cls}.forward's result", y)
-    v = upstream(y.shape, seed)
-    grads = call(label, fn.backward, v.astype(y.dtype))
+    grads = unwrap(reply, "grads")
     n = len(arrays)
     listing = ", ".join(f"d{nm}" for nm in names)
-    if isinstance(grads, (np.ndarray, Tensor)):
+    if isinstance(grads, np.ndarray) or (isinstance(grads, Described)
+                                         and grads.kind == "tensor"):
         if n == 1:
             raise Fail(f"{label} must return a tuple with one gradient per input: write "
                        f"`return (d{names[0]},)` -- note the comma -- not `return d{names[0]}`",
@@ -175,64 +183,76 @@ def run_backward(label, make_fn, arrays, names, wrt, seed=0):
     if len(grads) != n:
         raise Fail(f"{label} returned {len(grads)} gradients for {n} inputs; return one per "
                    f"input of forward, in the same order: ({listing})", WRONG_TYPE)
+    grads = list(grads)
     for i in wrt:
         g = grads[i]
         if g is None:
             raise Fail(f"{label} returned None for d{names[i]}, but {names[i]} needs a "
                        f"gradient here", WRONG_TYPE)
         g = require_array(f"d{names[i]} (returned by {label})", g)
-        if g.shape != tuple(arrays[i].shape):
-            raise Fail(f"{label}: " + shape_problem(names[i], g.shape, arrays[i].shape),
+        if g.shape != tuple(np.shape(arrays[i])):
+            raise Fail(f"{label}: " + shape_problem(names[i], g.shape, np.shape(arrays[i])),
                        WRONG)
-    return y, list(grads)
+        grads[i] = np.asarray(g, dtype=np.float64)
+    return y, grads
 
 
-def check_gradients(label, make_fn, arrays, names, wrt, *, case="", batch=None,
-                    coverage=None, context=None, reference=None, seed=0):
+def check_gradients(st, label, cls, init, arrays, names, wrt, *, reference, case="",
+                    batch=None, coverage=None, context=None, seed=0, refused=(),
+                    substitute=None, numeric=None):
     """Fail unless the student's backward gives the right gradients for ``wrt``.
 
+    Runs in the trusted process; the student process only computes forward and
+    backward (``run_backward``).
+
+    st        -- the student (tinynet.grade.runner.RemoteStudent or LocalStudent)
     label     -- "Dense.backward", used in messages
-    make_fn   -- () -> a fresh instance of the student's Function
+    cls, init -- the student's Function class name and its constructor arguments
     arrays    -- the forward's inputs (numpy, float64)
     names     -- their names ("x", "W", "b")
     wrt       -- indices of the inputs whose gradients are checked (only these
                  require grad, so a gradient for another input is never used)
+    reference -- (arrays, g) -> list of the right gradients, computed here
     case      -- words describing the inputs, added to the message
     batch     -- N, to recognise a missing (or doubled) 1/N
     coverage  -- {input index: array of how many windows hold each element}
-    reference -- (arrays, g) -> list of the right gradients: catches a backward
-                 that agrees with a wrong forward
+    numeric   -- (i, g) -> the numerical derivative of the forward, when the
+                 forward is tinynet's (else the student's forward is asked for
+                 its values at x ± eps, only to word the message)
     """
-    y, grads = run_backward(label, make_fn, arrays, names, wrt, seed)
-    tensors = [Tensor(np.array(a, dtype=np.float64), requires_grad=(i in wrt))
-               for i, a in enumerate(arrays)]
+    y, grads = run_backward(st, label, cls, init, arrays, names, wrt, seed=seed,
+                            refused=refused, substitute=substitute)
+    v = upstream(y.shape, seed)
+    right = reference(arrays, v)
     where = f" ({case})" if case else ""
-    try:
-        call(label, gradcheck, lambda *xs: make_fn()(*xs), tensors, seed=seed)
-    except GradcheckError as e:
-        i = e.input_index
+    for i in wrt:
+        scale = float(np.abs(right[i]).max()) or 1.0
+        got = grads[i]
+        if _close(got, right[i], scale):
+            continue
         name = names[i]
-        v = upstream(y.shape, seed)
-        numeric = numeric_gradient(make_fn, arrays, i, v)
-        hint = diagnose(name, grads[i], numeric, batch=batch,
-                        coverage=(coverage or {}).get(i), context=context,
-                        g_value=float(v) if v.size == 1 else None)
+        if numeric is not None:
+            num = numeric(i, v)
+        else:
+            reply = st.request("forwards", cls=cls, init=list(init), arrays=list(arrays),
+                               index=i, substitute=substitute)
+            num = numeric_from_forwards(reply, v).reshape(np.shape(arrays[i]))
+        element = gradcheck_element(got, num)
+        if element is None:
+            diff = ~np.isclose(got, right[i], rtol=RTOL, atol=1e-7 * scale)
+            first = tuple(int(k) for k in np.argwhere(diff)[0])
+            raise Fail(
+                f"{label}: d{name} agrees with the derivative of YOUR forward, but "
+                f"your forward computes the wrong function{where}, so d{name} is "
+                f"wrong too: at element {first} yours is {fmt(got[first])}, the "
+                f"right value {fmt(right[i][first])}. Fix forward first.", WRONG)
+        a, n = float(got[element]), float(num[element])
+        rel = abs(a - n) / max(abs(n), 1e-12)
+        hint = diagnose(name, got, num, batch=batch, coverage=(coverage or {}).get(i),
+                        context=context, g_value=float(v) if v.size == 1 else None)
         raise Fail(
             f"{label}: the gradient with respect to {name} is wrong{where}.\n"
-            f"gradcheck: at element {e.element} of {name} your backward gives "
-            f"{fmt(e.analytic)}, the numerical derivative is {fmt(e.numeric)} "
-            f"(relative error {e.relative_error:.3g}).\n{hint}", WRONG) from None
-    if reference is not None:
-        v = upstream(y.shape, seed)
-        right = reference(arrays, v)
-        for i in wrt:
-            scale = float(np.abs(right[i]).max()) or 1.0
-            if not _close(np.asarray(grads[i], dtype=np.float64), right[i], scale):
-                diff = ~np.isclose(grads[i], right[i], rtol=RTOL, atol=1e-7 * scale)
-                first = tuple(int(k) for k in np.argwhere(diff)[0])
-                raise Fail(
-                    f"{label}: d{names[i]} agrees with the derivative of YOUR forward, but "
-                    f"your forward computes the wrong function{where}, so d{names[i]} is "
-                    f"wrong too: at element {first} yours is {fmt(grads[i][first])}, the "
-                    f"right value {fmt(right[i][first])}. Fix forward first.", WRONG)
+            f"gradcheck: at element {element} of {name} your backward gives "
+            f"{fmt(a)}, the numerical derivative is {fmt(n)} "
+            f"(relative error {rel:.3g}).\n{hint}", WRONG)
     return True

@@ -8,9 +8,11 @@ The student writes
     frozen_rows_after_training(model, x, y, epochs=1, batch_size=50, lr=1e-3) -> bool array
         train the model in place (RMSprop) and return the rows of its first Dense
         weight that did not change at all
-    effective_width(layer, atol=1e-6) -> int
-        how many different hidden units a Dense layer really has: units whose
-        weight columns and biases agree within atol compute the same thing
+    effective_width(layer, next_layer=None, rtol=1e-5) -> int
+        how many different hidden units a Dense layer really has, as
+        tinynet.diagnose counts them: incoming column, bias and (when a Dense
+        layer follows) outgoing row, each equal within rtol x the largest
+        |value| of that part in the layer
 
 Parts (10 points):
 
@@ -18,11 +20,13 @@ Parts (10 points):
     frozen_rows_after_training  3
     effective_width             3
 """
+import threading
+
 import numpy as np
 
 from tinynet import init, nn
-from tinynet.grade.core import (WRONG, WRONG_TYPE, Assignment, Fail, Part, call, lookup,
-                                type_name)
+from tinynet.grade.core import (WRONG, WRONG_TYPE, Assignment, Described, Fail, Part, lookup,
+                                type_name, unwrap)
 from tinynet.random import manual_seed
 from tinynet.tensor import Tensor, no_grad
 
@@ -58,12 +62,57 @@ def zero_input_rows(model, data):
 
 
 def _weights(model):
-    return {k: v.copy() for k, v in model.state_dict().items()}
+    return {k: np.asarray(v, dtype=np.float64) for k, v in model.state_dict().items()}
+
+
+#: tinynet's own implementations of the exercise a detector must not call while graded.
+REFUSED = ["tinynet.diagnose:effective_width", "tinynet.diagnose.symmetry:group_units",
+           "tinynet.diagnose.symmetry:width_from_projection",
+           "tinynet.diagnose:zero_input_rows", "tinynet.diagnose.probes:zero_input_rows"]
+
+
+def model_spec(model, layer=None):
+    """A model as plain data the student process rebuilds (tinynet.grade.student.build_model)."""
+    layers = []
+    for m in (model if isinstance(model, nn.Sequential) else [model]):
+        if isinstance(m, nn.Dense):
+            layers.append(["Dense", m.in_features, m.out_features, m.bias is not None])
+        elif isinstance(m, nn.ReLU):
+            layers.append(["ReLU"])
+        elif isinstance(m, nn.Flatten):
+            layers.append(["Flatten"])
+        elif isinstance(m, nn.Dropout):
+            layers.append(["Dropout", float(m.p)])
+        else:
+            raise TypeError(f"model_spec: no spec for {type(m).__name__}")
+    state = {k: p.numpy() for k, p in
+             (model if isinstance(model, nn.Sequential) else nn.Sequential(model))
+             .named_parameters()}
+    return {"layers": layers, "state": state, "layer": layer}
+
+
+def call_with_model(st, name, model, data, *args, layer=None, **kwargs):
+    """The student's ``name(model, data, *args)`` on a copy of ``model`` in their process.
+
+    Returns (their result as a trusted stand-in, the copy's weights afterwards).
+    """
+    if data is None:
+        spec = {"array": None}
+    else:
+        spec = {"array": np.asarray(data.numpy() if isinstance(data, Tensor) else data),
+                "tensor": isinstance(data, Tensor)}
+    reply = st.request("call_model", name=name, model=model_spec(model, layer), data=spec,
+                       args=list(args), kwargs=kwargs, refused=REFUSED)
+    value = unwrap(reply)
+    state = reply.get("state") if isinstance(reply, dict) else None
+    if not isinstance(state, dict) or not all(type(v) is np.ndarray for v in state.values()):
+        raise Fail("the student process sent a malformed reply", WRONG)
+    return value, state
 
 
 def _as_mask(what, got, n):
     """got as a bool array of shape (n,), or a Fail about its type or shape."""
-    if isinstance(got, Tensor):
+    if isinstance(got, Described) and got.kind == "tensor":
         raise Fail(f"{what} returned a tinynet Tensor; return a numpy boolean array "
                    f"(call .numpy() on it)", WRONG_TYPE)
     if not isinstance(got, np.ndarray):
@@ -157,8 +206,8 @@ def _digits_case(n=64):
     return experiments.zero_pixels_mlp(), x, y
 
 
-def check_find_zero_input_rows(ns, ctx):
-    fn = lookup(ns, ctx, "find_zero_input_rows")
+def check_find_zero_input_rows(st, ctx):
+    fn = lookup(st, ctx, "find_zero_input_rows")
     what = "find_zero_input_rows"
     cases = _zero_input_cases()
     model, x, _ = _digits_case()
@@ -167,10 +216,10 @@ def check_find_zero_input_rows(ns, ctx):
         before = _weights(model)
         inputs = first_dense_input(model, data)
         expected = (inputs == 0).all(axis=0)
-        got = call(what, fn, model, data)
+        got, after = call_with_model(st, fn, model, data)
         got = _as_mask(what, got, expected.shape[0])
-        after = _weights(model)
-        if any(not np.array_equal(before[k], after[k]) for k in before):
+        if set(after) != set(before) or any(not np.array_equal(before[k], after[k])
+                                            for k in before):
             raise Fail(f"{what} changed the model's weights ({case}); a detector must only "
                        f"look (run the model under tn.no_grad(), no optimizer step)", WRONG)
         if not np.array_equal(got, expected):
@@ -183,6 +232,31 @@ def check_find_zero_input_rows(ns, ctx):
 # --------------------------------------------------------------------------
 # part 2: effective_width
 # --------------------------------------------------------------------------
+_RTOL_LOCK = threading.Lock()
+
+
+def reference_width(layer, next_layer=None, rtol=None):
+    """tinynet's own count of distinct units (tinynet.diagnose.symmetry.group_units):
+    incoming column, bias and -- when a Dense layer follows -- outgoing row, each equal
+    within rtol x the largest |value| of that part in the layer.  Computed HERE, in the
+    trusted process; the student's function is compared with it."""
+    from tinynet.diagnose import symmetry
+    parts = [layer.weight.numpy().T]
+    if layer.bias is not None:
+        parts.append(layer.bias.numpy().reshape(-1, 1))
+    if next_layer is not None:
+        parts.append(next_layer.weight.numpy())
+    with _RTOL_LOCK:                 # a class is graded in threads of this process
+        saved = symmetry.RTOL
+        if rtol is not None:
+            symmetry.RTOL = rtol
+        try:
+            labels, _ = symmetry.group_units(parts)
+        finally:
+            symmetry.RTOL = saved
+    return int(labels.max()) + 1 if labels.size else 0
+
+
 def _dense_with(weight, bias, dtype=np.float32):
     """A Dense layer holding exactly these values (float64 keeps differences of 1e-9)."""
     layer = nn.Dense(weight.shape[0], weight.shape[1], bias=bias is not None)
@@ -193,68 +267,75 @@ def _dense_with(weight, bias, dtype=np.float32):
 
 
 def _width_cases():
+    """(layer, next layer or None, kwargs, description, hint when wrong)."""
     rng = np.random.default_rng(5)
     a, b, c = (rng.standard_normal(4) for _ in range(3))
     cases = [
-        (nn.Dense(5, 8, kernel_init=init.ones), {}, 1,
+        (nn.Dense(5, 8, kernel_init=init.ones), None, {},
          "Dense(5 -> 8) with every weight 1 and every bias 0: all 8 units compute the same "
-         "thing, so its effective width is 1"),
+         "thing", ""),
     ]
     manual_seed(1)
-    cases.append((nn.Dense(5, 8), {}, 8,
-                  "Dense(5 -> 8) with a random (glorot) init: all 8 units differ"))
+    cases.append((nn.Dense(5, 8), None, {},
+                  "Dense(5 -> 8) with a random (glorot) init: all 8 units differ", ""))
     w = np.stack([a, a, b, a, c, b], axis=1)
-    cases.append((_dense_with(w, np.zeros(6)), {}, 3,
-                  "a Dense(4 -> 6) whose weight columns are a, a, b, a, c, b (zero biases): "
-                  "3 different units"))
+    cases.append((_dense_with(w, np.zeros(6)), None, {},
+                  "a Dense(4 -> 6) whose weight columns are a, a, b, a, c, b (zero biases)", ""))
     w = np.stack([a] * 6, axis=1)
-    cases.append((_dense_with(w, np.array([0.0, 0.0, 0.5, 0.5, 1.0, 0.0])), {}, 3,
+    cases.append((_dense_with(w, np.array([0.0, 0.0, 0.5, 0.5, 1.0, 0.0])), None, {},
                   "a Dense(4 -> 6) whose weight columns are all equal but whose biases are "
-                  "0, 0, 0.5, 0.5, 1, 0: units with different biases compute different "
-                  "things, so 3 different units"))
+                  "0, 0, 0.5, 0.5, 1, 0", " You ignored the bias: units with different "
+                  "biases compute different things."))
     w = np.stack([a, a + 1e-9, b, b - 1e-9], axis=1)
     noisy = _dense_with(w, np.zeros(4), dtype=np.float64)
-    cases.append((noisy, {}, 2,
-                  "a Dense(4 -> 4) whose columns are a, a + 1e-9, b, b - 1e-9 (float64): "
-                  "equal within the default atol=1e-6, so 2 units"))
-    cases.append((noisy, {"atol": 1e-12}, 4,
-                  "the same layer with atol=1e-12: now the 1e-9 differences count, 4 units"))
-    cases.append((nn.Dense(3, 4, kernel_init=init.constant(0.5), bias=False), {}, 1,
-                  "a Dense(3 -> 4, bias=False) with every weight 0.5 (layer.bias is None)"))
+    cases.append((noisy, None, {},
+                  "a Dense(4 -> 4) whose columns are a, a + 1e-9, b, b - 1e-9 (float64), "
+                  "default rtol=1e-5", " Compare with a tolerance (rtol times the largest "
+                  "|value|), not exact equality: rounding makes equal units differ slightly."))
+    cases.append((noisy, None, {"rtol": 1e-12},
+                  "the same layer with rtol=1e-12: now the 1e-9 differences count",
+                  " Use the rtol you are given."))
+    w = np.stack([1000 * a, 1000 * a + 1e-3, 1000 * b], axis=1)
+    cases.append((_dense_with(w, None, dtype=np.float64), None, {},
+                  "a Dense(4 -> 3, bias=False) with columns 1000a, 1000a + 0.001, 1000b "
+                  "(layer.bias is None)", " The tolerance is relative: rtol times the "
+                  "largest |value| of the weights (here about 1000), so 0.001 is within it."))
+    first = nn.Dense(3, 4, kernel_init=init.constant(0.5))
+    nxt = _dense_with(np.array([[1.0, 2.0], [1.0, 2.0], [3.0, 4.0], [1.0, 2.0]]), np.zeros(2))
+    cases.append((first, nxt, {},
+                  "a Dense(3 -> 4) with every weight 0.5, followed by a Dense(4 -> 2) whose "
+                  "rows are r, r, s, r", " A unit is also its OUTGOING row of the next "
+                  "layer: units that feed the next layer differently are different."))
     return cases
 
 
-def check_effective_width(ns, ctx):
-    fn = lookup(ns, ctx, "effective_width")
+def check_effective_width(st, ctx):
+    fn = lookup(st, ctx, "effective_width")
     what = "effective_width"
     cases = _width_cases()
-    for layer, kwargs, expected, case in cases:
+    for layer, nxt, kwargs, case, hint in cases:
+        expected = reference_width(layer, nxt, kwargs.get("rtol"))
+        model = nn.Sequential(layer) if nxt is None else nn.Sequential(layer, nn.ReLU(), nxt)
         try:
-            got = call(what, fn, layer, **kwargs)
+            got, _ = call_with_model(st, fn, model, None, layer=[0] if nxt is None else [0, 2],
+                                     **kwargs)
         except Fail as exc:
-            if layer.bias is None:
-                raise Fail(f"{exc}\n  (on {case})", exc.reason) from None
-            raise
-        if isinstance(got, (bool, np.bool_)) or not isinstance(got, (int, np.integer)):
+            raise Fail(f"{exc}\n  (on {case})", exc.reason) from None
+        if isinstance(got, (bool, np.bool_)) or not isinstance(got, (int, np.integer)) \
+                or isinstance(got, float):
             raise Fail(f"{what} should return an int (a count of units), got "
                        f"{type_name(got)}", WRONG_TYPE)
         if got != expected:
-            hint = ""
-            if kwargs.get("atol") is None and "1e-9" in case and got == 4:
-                hint = " Compare with a tolerance (atol), not exact equality."
-            elif "biases are" in case and got == 1:
-                hint = " You ignored the bias."
-            elif "atol=1e-12" in case:
-                hint = " Use the atol you are given."
             raise Fail(f"{what} returned {got} for {case}; expected {expected}.{hint}", WRONG)
-    return f"right on {len(cases)} layers: constant, random, duplicated columns, biases, atol."
+    return (f"right on {len(cases)} layers: constant, random, duplicated columns, biases, "
+            f"relative tolerance, the next layer's rows.")
 
 
 # --------------------------------------------------------------------------
 # part 3: frozen_rows_after_training
 # --------------------------------------------------------------------------
-def check_frozen_rows_after_training(ns, ctx):
-    fn = lookup(ns, ctx, "frozen_rows_after_training")
+def check_frozen_rows_after_training(st, ctx):
+    fn = lookup(st, ctx, "frozen_rows_after_training")
     what = "frozen_rows_after_training"
     rng = np.random.default_rng(11)
     img = np.zeros((40, 1, 4, 4), np.float32)
@@ -268,10 +349,15 @@ def check_frozen_rows_after_training(ns, ctx):
              (mlp, x, y, "the zero-pixels MLP on 64 embedded digits")]
     for model, data, targets, case in cases:
         expected = zero_input_rows(model, data)
+        dense_key = next(k for k, p in model.named_parameters()
+                         if p is first_dense(model).weight)
         w0 = first_dense(model).weight.numpy()
-        got = call(what, fn, model, data, targets)
+        got, after = call_with_model(st, fn, model, data, targets)
         got = _as_mask(what, got, expected.shape[0])
-        moved = (first_dense(model).weight.numpy() != w0).any(axis=1)
+        w1 = after.get(dense_key)
+        if not isinstance(w1, np.ndarray) or w1.shape != w0.shape:
+            raise Fail(f"{what} on {case}: the model's first Dense weight changed shape", WRONG)
+        moved = (w1 != w0).any(axis=1)
         if not moved.any():
             raise Fail(f"{what} on {case}: the model's first Dense weight did not change at "
                        f"all -- train the model you are given, in place, before comparing.",
@@ -298,5 +384,6 @@ ASSIGNMENT = Assignment(
              check_find_zero_input_rows),
         Part("frozen_rows_after_training", 3, "frozen_rows_after_training(model, x, y)",
              check_frozen_rows_after_training),
-        Part("effective_width", 3, "effective_width(layer, atol)", check_effective_width),
+        Part("effective_width", 3, "effective_width(layer, next_layer, rtol)",
+             check_effective_width),
     ])
