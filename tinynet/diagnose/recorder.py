@@ -93,6 +93,7 @@ class Recorder:
         self._ref = {}                    # name -> device copy at the last check
         self._grad_nonzero = {}           # name -> device bool mask (at recorded steps)
         self.grad_missing = {}            # name -> steps on which .grad was None
+        self.lr_zero_steps = []           # steps on which the optimizer's lr was exactly 0
         self._hist = {}                   # name -> {"step": [ints], "grad_sq": [...], ...}
         self.probes = {}                  # module name -> LayerProbe
         self.topology = Topology()
@@ -176,6 +177,9 @@ class Recorder:
         for name, p in self.params.items():
             if p.grad is None:
                 self.grad_missing[name] += 1
+        # a schedule may set opt.lr inside the loop: one float read per step
+        if getattr(self.optimizer, "lr", None) == 0:
+            self.lr_zero_steps.append(s)
         if x is not None and not self.probes:
             self._extra_samples = getattr(self, "_extra_samples", 0) + int(len(x))
         if (s - 1) % self.every == 0:
