@@ -165,7 +165,7 @@ def test_units_dead_from_the_start_and_units_that_died_are_separate_findings():
     assert start and died
     for f in start:
         assert f.indices.tolist() == [0, 1, 2]
-        assert not truth["open"]["0"][:, f.indices].any()            # never open
+        assert not truth["open"][f.layer][:, f.indices].any()        # never open
     for f in died:
         k = f.since
         units = f.indices
