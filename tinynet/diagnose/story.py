@@ -60,7 +60,7 @@ def _permanence(f):
                 return ("Not proven permanent: it was shut on the samples seen, not on every "
                         "sample of the data set.")
             return "Not necessarily permanent: the layers before it may still change its input."
-        return "Not permanent."
+        return "Not proven permanent."
     if f.cause == "zero_input" and f.root is None:
         return "Permanent for this data set."
     if f.cause == "dead_unit" and f.root is None:
