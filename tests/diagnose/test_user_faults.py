@@ -318,3 +318,23 @@ def test_not_in_optimizer_fix_runs_and_the_parameter_learns():
     before = snapshot(model)
     explain(model, batches(x, y), optimizer=optim.SGD(model.parameters(), lr=0.1), steps=5)
     assert moved_everywhere(model, before)["0.bias"]
+
+
+def test_a_recorder_in_fit_proves_a_data_wide_zero_only_after_a_full_pass():
+    x, y = teacher_data(n=256, d=20, zero_cols=[2])
+    x[200:, 7] = 0.0                     # zero only in the last 56 samples: never data-wide
+    out = {}
+    for epochs, max_steps in ((2, None), (1, 5), (2, 9)):
+        tn.manual_seed(0)
+        model = mlp([20, 8, 4])
+        opt = optim.SGD(model.parameters(), lr=0.1)
+        rec = Recorder(model, opt, every=2)
+        tn.train.fit(model, F.softmax_cross_entropy, opt, batches(x, y), epochs=epochs,
+                     callbacks=[rec], max_steps=max_steps, progress=False)
+        out[epochs, max_steps] = explain(model, recorder=rec).by_cause("zero_input")
+    (f,) = out[2, None]                  # 8 batches per epoch, two full epochs
+    assert f.indices.tolist() == [2] and f.permanent and f.evidence["data_passes"] == 2
+    (f,) = out[2, 9]                     # epoch 1 full, then 1 step of epoch 2
+    assert f.permanent and f.evidence["data_passes"] == 1
+    (f,) = out[1, 5]                     # 5 of 8 batches: not every sample seen
+    assert not f.permanent and "Not proven permanent" in str(f)

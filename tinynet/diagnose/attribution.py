@@ -285,6 +285,8 @@ class _Attribution:
                                                         bool(whole[fs].all()))
                 ev["data_samples"] = data.get("samples")
                 ev["zero_in_whole_data"] = proven
+                if data.get("passes"):
+                    ev["data_passes"] = data["passes"]
                 if whole is not None and not proven:
                     ev["nonzero_elsewhere"] = int((~whole[fs]).sum())
                 fix = zero_input.fix(True, proven=proven)

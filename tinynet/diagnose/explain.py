@@ -122,6 +122,12 @@ def analyze(recorder, loss=None, notes=None, data=None):
     """The Report for what ``recorder`` recorded (no training).  ``data``: see
     :func:`data_coverage` (None: nothing is known beyond the samples seen)."""
     from tinynet.diagnose.causes import REGISTRY
+    if getattr(recorder, "data_passes", 0) and not (data or {}).get("all_seen"):
+        # trained through fit with this recorder as a callback: a complete epoch saw
+        # every sample the data yields
+        data = dict(data or {"samples": None, "arrays": None})
+        data["all_seen"] = True
+        data["passes"] = recorder.data_passes
     ev = collect(recorder, data=data)
     findings = []
     for cause in REGISTRY.values():

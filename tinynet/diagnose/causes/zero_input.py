@@ -38,7 +38,8 @@ def story(f):
              f"was 0 in all {n(ev['samples_seen'])} samples seen")
         data_n = ev.get("data_samples")
         if ev.get("zero_in_whole_data"):
-            s += f", and in all {n(data_n)} samples of the data set"
+            s += (f", and in all {n(data_n)} samples of the data set" if data_n else
+                  f", which covered {n(ev.get('data_passes', 1))} full pass(es) over the data")
         elif data_n:
             s += (f" ({n(data_n)} in the data set; it is nonzero in some of the others"
                   if ev.get("nonzero_elsewhere") else
