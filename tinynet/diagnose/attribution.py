@@ -340,8 +340,11 @@ class _Attribution:
                 ev["since_step"] = self.t0 + 1
             if cause == "dead_unit":
                 if self.t0:
+                    # the last step each unit was open: first and last of them (and the
+                    # last alone, the key lessons read)
                     ev["died_after_steps"] = [int(L.last_open[units].min()),
                                               int(L.last_open[units].max())]
+                    ev["died_after_step"] = ev["died_after_steps"][1]
                     ev["last_change_step"] = int(P.last_change[mask].max())
                 else:
                     ev["max_preactivation"] = float(L.unit_max[units].max())
