@@ -36,7 +36,7 @@ the zero-kernel network points to the zero conv's weight).
 
 Units can also die DURING training (a big step pushes every pre-activation
 below 0 -- the all-ones network after its second update): their weights
-moved, then stopped.  :func:`stalled_findings` runs the same attribution on
+moved, then stopped.  :func:`stalled_pass` runs the same attribution on
 the entries that changed early but not in the last part of training, with
 the "since step t0" versions of the evidence, and keeps the dead units and
 what they cause (``Finding.since`` = the first step of that window).

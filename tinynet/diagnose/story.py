@@ -78,7 +78,9 @@ def _heading(report):
     partly = [n for n, p in report.params.items() if 0 < p["frozen"] < p["entries"]]
     lines = [f"tinynet explain: {_n(report.steps)} steps"
              + (f" of {report.optimizer}" if report.optimizer else "")
-             + f", {_n(report.samples_seen)} training samples seen."]
+             + f", {_n(report.samples_seen)} training samples seen"
+             + (f" (the data set has {_n(report.data_samples)})."
+                if getattr(report, "data_samples", None) else ".")]
     if report.loss:
         lines.append(f"Loss: {report.loss[0]:.4g} at the first step, {report.loss[-1]:.4g} "
                      f"at the last.")

@@ -99,10 +99,6 @@ def project(parts, vec, scale=None):
     return proj, scale
 
 
-def _tolerances(scale):
-    return RTOL * np.asarray(scale, dtype=np.float64)
-
-
 def _proj_bounds(scale, l1, rtol=RTOL):
     """Per projection, the largest difference two equal-within-tolerance units can show."""
     scale = np.asarray(scale, dtype=np.float64)

@@ -53,17 +53,4 @@ FROZEN_CAUSES = tuple(n for n, c in REGISTRY.items() if c.freezes)
 LEGENDS = {n: c.plain for n, c in REGISTRY.items()}
 
 
-def frozen_findings(ev):
-    """(findings, covered, unexplained): the exact attribution of never-changed entries."""
-    from tinynet.diagnose import attribution
-    return attribution.frozen_pass(ev)
-
-
-def stalled_findings(ev):
-    """[Finding]: units that died during training and what stopped because of them."""
-    from tinynet.diagnose import attribution
-    return attribution.stalled_pass(ev)
-
-
-__all__ = ["Cause", "REGISTRY", "CAUSES", "FROZEN_CAUSES", "LEGENDS", "ORDER",
-           "frozen_findings", "stalled_findings"]
+__all__ = ["Cause", "REGISTRY", "CAUSES", "FROZEN_CAUSES", "LEGENDS", "ORDER"]
