@@ -338,3 +338,9 @@ def test_a_recorder_in_fit_proves_a_data_wide_zero_only_after_a_full_pass():
     assert f.permanent and f.evidence["data_passes"] == 1
     (f,) = out[1, 5]                     # 5 of 8 batches: not every sample seen
     assert not f.permanent and "Not proven permanent" in str(f)
+
+
+def test_lr_zero_on_the_first_steps_only_is_a_note_not_a_freeze():
+    model, before, report = warmup_run(lambda s: 0.0 if s < 3 else 1e-2)
+    assert not report.findings and all(moved_everywhere(model, before).values())
+    assert any("learning rate was 0 on steps 1-3 of 8" in n for n in report.notes)

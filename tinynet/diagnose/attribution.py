@@ -165,9 +165,8 @@ class _Attribution:
                 else:
                     self.add(Finding(cause="no_gradient", fix=no_gradient.fix(name),
                                      evidence=ev, **common), frozen)
-            elif lr_zero and p.steps > 0 and p.grad_nonzero.any() and self.t0 == 0 and \
-                    p.grad_missing + len(lr_zero) >= p.steps:
-                # every step either had no gradient for it or an lr of 0
+            elif lr_zero and p.steps > 0 and self.t0 == 0 and len(lr_zero) >= p.steps:
+                # the lr was 0 on every step: whatever the gradient, every update was 0
                 steps = sorted(lr_zero)
                 self.add(Finding(cause="zero_lr", fix=zero_lr.fix(kind), evidence={
                     "optimizer": kind, "lr_zero_steps": steps, "steps": p.steps,

@@ -129,6 +129,11 @@ def analyze(recorder, loss=None, notes=None, data=None):
         data["all_seen"] = True
         data["passes"] = recorder.data_passes
     ev = collect(recorder, data=data)
+    notes = list(notes or [])
+    if 0 < len(ev.lr_zero_steps) < ev.steps:
+        from tinynet.diagnose.causes.zero_lr import spans
+        notes.append(f"the optimizer's learning rate was 0 on steps {spans(ev.lr_zero_steps)} "
+                     f"of {ev.steps}: nothing moved on those steps.")
     findings = []
     for cause in REGISTRY.values():
         findings += cause.detect(ev)

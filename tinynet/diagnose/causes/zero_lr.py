@@ -1,4 +1,4 @@
-"""zero_lr: the learning rate was 0 on every step the parameter had a gradient.
+"""zero_lr: the learning rate was 0 on every step.
 
 A warm-up schedule that multiplies lr by 0, or ``opt.lr = 0`` in the loop:
 the gradients are there, the update lr·(...) is exactly 0.  The recorder
@@ -33,8 +33,7 @@ def story(f):
     ev = f.evidence
     return (f"{entries(f)} never changed: {ev['optimizer']}'s learning rate was 0 on steps "
             f"{spans(ev['lr_zero_steps'])} ({n(len(ev['lr_zero_steps']))} of {n(ev['steps'])} "
-            f"steps, every step this parameter had a gradient), so each update lr·(...) was "
-            f"exactly 0 although the gradient was not")
+            f"steps), so each update lr·(...) was exactly 0, whatever the gradient")
 
 
 CAUSE = Cause(name="zero_lr", freezes=True, plain="learning rate 0",
