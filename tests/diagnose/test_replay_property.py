@@ -184,6 +184,16 @@ def check_outputs(report, model):
     from tinynet import plot
     text = str(report)
     assert "{" not in text
+    for f in report.findings:
+        # the numbers told are the Finding's own
+        said = str(f)
+        if f.cause in FROZEN_CAUSES:
+            assert f"{f.entries:,} of {f.total:,}" in said or \
+                (f.entries == f.total and f"all {f.total:,}" in said), said
+        if f.indices is not None and "units" in f.evidence and f.cause != "symmetry":
+            assert f"{len(f.indices):,} of {f.evidence['units_total']:,}" in said, said
+        if f.cause == "symmetry":
+            assert f"effective width {f.entries} of {f.total}" in said
     json.dumps(report.to_dict())
     report._repr_markdown_()
     rec = report.recorder

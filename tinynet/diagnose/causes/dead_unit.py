@@ -31,8 +31,8 @@ def story(f):
                 f"between steps {first} and {last}")
         return (f"{units(ev)} units stopped working during training: each was last open "
                 f"{when}, and from step {f.since} to the end {why} on every sample "
-                f"({n(ev['samples_seen'])} samples), so the ReLU passed no gradient; their "
-                f"{n(f.entries)} entries stopped changing after step "
+                f"({n(ev['samples_seen'])} samples), so the ReLU passed no gradient; "
+                f"{entries(f)} stopped changing after step "
                 f"{ev.get('last_change_step', '?')}")
     return (f"{entries(f)} never changed: {units(ev)} units are dead (never switched on): {why} on all "
             f"{n(ev['samples_seen'])} samples seen, so the ReLU after them passed no gradient "
