@@ -13,9 +13,12 @@ def _n(x):
 
 def describe(f):
     """One finding as a paragraph (no fix line)."""
+    return f"{f.param}: {_body(f)} [{f.cause}]. {_permanence(f)}"
+
+
+def _body(f):
     cause = REGISTRY.get(f.cause)
-    text = cause.story(f) if cause is not None else f"{f.cause}, {f.entries} entries"
-    return f"{f.param}: {text} [{f.cause}]. {_permanence(f)}"
+    return cause.story(f) if cause is not None else f"{f.cause}, {f.entries} entries"
 
 
 #: Printed once under every report that uses these words.
@@ -165,10 +168,11 @@ def render_markdown(report):
         lines.append("No findings: nothing is frozen by a structural cause, no layer has "
                      "collapsed to identical units, none is stuck or slow.")
     for f in roots:
-        lines.append(f"- **{f.param}** — `{f.cause}`: {describe(f)}  \n  *Fix:* {f.fix}")
+        lines.append(f"- **{f.param}**: {_body(f)} (`{f.cause}`). {_permanence(f)}  \n"
+                     f"  *Fix:* {f.fix}")
         for c in report.consequences(f):
             if c is not f:
-                lines.append(f"  - **{c.param}** — `{c.cause}`: {describe(c)}")
+                lines.append(f"  - **{c.param}**: {_body(c)} (`{c.cause}`). {_permanence(c)}")
     for name, u in report.unexplained.items():
         lines.append(f"- **{name}**: {_n(u['entries'])} frozen entries without a structural cause")
     for note in report.notes:
