@@ -344,3 +344,28 @@ def test_lr_zero_on_the_first_steps_only_is_a_note_not_a_freeze():
     model, before, report = warmup_run(lambda s: 0.0 if s < 3 else 1e-2)
     assert not report.findings and all(moved_everywhere(model, before).values())
     assert any("learning rate was 0 on steps 1-3 of 8" in n for n in report.notes)
+
+
+def test_conv_entries_with_an_exactly_zero_gradient_are_never_called_a_resolution_problem():
+    # stride 3 on a 6x6 image: kernel column 0 only ever reads image columns 0 and 3,
+    # which are black in every image -- those kernel entries get an exactly-zero
+    # gradient on every step.  A learning rate of 1e-9 freezes all the others by
+    # rounding: they must be told apart.
+    x, y = images(n=48, size=6)
+    x[:, :, :, [0, 3]] = 0.0
+    tn.manual_seed(0)
+    model = nn.Sequential(nn.Conv2D(1, 3, 3, stride=3, kernel_init=init.he_normal), nn.ReLU(),
+                          nn.Flatten(), nn.Dense(12, 3))
+    data = batches(x, y, 8)
+    make = lambda m: optim.SGD(m.parameters(), lr=1e-9)      # noqa: E731
+    truth = replay(model, make, data, seed=0, steps=6)
+    tn.manual_seed(0)
+    report = explain(model, data, optimizer=make(model), steps=6, every=1)
+    exact_zero = ~truth["grad_nz"]["0.weight"].any(axis=0)
+    assert exact_zero[:, :, :, 0].all() and frozen(truth, "0.weight").all()   # the premise
+    (f,) = [f for f in report.by_cause("below_resolution") if f.param == "0.weight"]
+    np.testing.assert_array_equal(f.mask, ~exact_zero)       # exactly the nonzero ones
+    left = report.unexplained["0.weight"]
+    assert left["entries"] == int(exact_zero.sum()) and left["grad_nonzero"] == 0
+    line = [l for l in words(report).split(" - ") if l.startswith("0.weight: 9 of 27")]
+    assert line and "float" not in line[0]
