@@ -111,7 +111,7 @@ def run_zero_pixels(x, y, steps, device="cpu", seed=0, progress=None):
 
 def run_constant_init(x, y, steps, device="cpu", seed=0, progress=None, x_val=None, y_val=None):
     """All-ones MLP: every hidden unit stays identical, loss sits at ln 10."""
-    from tinynet.train import evaluate, fit
+    from tinynet.train import fit
     import tinynet.nn.functional as F
 
     exp, res, model, opt = _start("constant-init", device, seed)

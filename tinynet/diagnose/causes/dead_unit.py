@@ -34,9 +34,9 @@ def story(f):
                 f"({n(ev['samples_seen'])} samples), so the ReLU passed no gradient; "
                 f"{entries(f)} stopped changing after step "
                 f"{ev.get('last_change_step', '?')}")
-    return (f"{entries(f)} never changed: {units(ev)} units are dead (never switched on): {why} on all "
-            f"{n(ev['samples_seen'])} samples seen, so the ReLU after them passed no gradient "
-            f"(relu'(z) = 0 for z <= 0)")
+    return (f"{entries(f)} never changed: {units(ev)} units are dead (never switched on): "
+            f"{why} on all {n(ev['samples_seen'])} samples seen, so the ReLU after them passed "
+            f"no gradient (relu'(z) = 0 for z <= 0)")
 
 
 CAUSE = Cause(name="dead_unit", freezes=True, plain="dead ReLU unit",
