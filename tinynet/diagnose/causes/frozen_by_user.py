@@ -11,7 +11,8 @@ def fix(param, kind):
     kind = kind or "Adam"
     return (f"Nothing to fix if you froze it on purpose. To train it: "
             f"call .requires_grad_(True) on {param}, then build the "
-            f"optimizer again with it: opt = optim.{kind}(model.parameters(), lr=...).")
+            f"optimizer again with it: opt = optim.{kind}([p for p in model.parameters() "
+            f"if p.requires_grad], lr=...).")
 
 
 def story(f):

@@ -11,7 +11,8 @@ from tinynet.diagnose.causes._passes import attribution, entries
 def fix(param, kind):
     kind = kind or "Adam"
     return (f"Build the optimizer with every trainable parameter, e.g. opt = optim.{kind}("
-            f"model.parameters(), lr=...) (or add {param} to the list you passed).")
+            f"[p for p in model.parameters() if p.requires_grad], lr=...) (or add {param} "
+            f"to the list you passed).")
 
 
 def story(f):
