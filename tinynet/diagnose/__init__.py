@@ -11,16 +11,21 @@
 
     tn.diagnose.trace_step(model, x, y)         # one step, op by op
 
+    tn.diagnose.effective_width(layer, next_layer)   # distinct units of a Dense / Conv2D
+
 Modules: recorder (Recorder) and probes (its layer hooks); evidence (reading
-the recorder back); causes (exact freezes), symmetry (identical units),
-updates (tiny updates, vanishing gradients); findings (Finding, Report) and
-story (the text); explain (explain, analyze); trace (trace_step).
+the recorder back); causes/ (the registry: one module per cause, with its
+story and fix); attribution (the exact pass that gives every frozen entry
+one cause), symmetry (identical units), updates (tiny updates, vanishing
+gradients); findings (Finding, Report) and story (the text); explain
+(explain, analyze); trace (trace_step).
 """
 import importlib
 
 from tinynet.diagnose.explain import analyze, explain
 from tinynet.diagnose.findings import CAUSES, FROZEN_CAUSES, Finding, Report
 from tinynet.diagnose.recorder import Recorder
+from tinynet.diagnose.symmetry import effective_width
 
 _LAZY = {"trace_step": "tinynet.diagnose.trace", "trace_loss": "tinynet.diagnose.trace"}
 
@@ -39,4 +44,4 @@ def __dir__():
 
 
 __all__ = ["Recorder", "explain", "analyze", "Report", "Finding", "CAUSES", "FROZEN_CAUSES",
-           "trace_step"]
+           "effective_width", "trace_step"]

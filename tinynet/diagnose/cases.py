@@ -111,7 +111,7 @@ def run_zero_pixels(x, y, steps, device="cpu", seed=0, progress=None):
 
 def run_constant_init(x, y, steps, device="cpu", seed=0, progress=None, x_val=None, y_val=None):
     """All-ones MLP: every hidden unit stays identical, loss sits at ln 10."""
-    from tinynet.train import evaluate, fit
+    from tinynet.train import fit
     import tinynet.nn.functional as F
 
     exp, res, model, opt = _start("constant-init", device, seed)
@@ -121,7 +121,7 @@ def run_constant_init(x, y, steps, device="cpu", seed=0, progress=None, x_val=No
     loader = DataLoader(xs, y, batch_size=exp.batch_size, seed=seed, device=device,
                         drop_last=True)
     rec = Recorder(model, opt, every=max(1, steps // 40))
-    val = None if x_val is None else (x_val.reshape(len(x_val), -1), y_val)
+    val, val_note = _held_out(xs, x_val, y_val)
     from tinynet.ops import loss as loss_ops
     previous = loss_ops.get_on_nonfinite()
     loss_ops.set_on_nonfinite("warn")      # the first epoch's loss is huge; keep going as the original did
@@ -148,11 +148,19 @@ def run_constant_init(x, y, steps, device="cpu", seed=0, progress=None, x_val=No
         "val_acc": [float(v) for v in ep.get("val_acc", [])],
         "symmetry": sym, "effective_width": widths,
     }
+    full, rest = divmod(steps, steps_per_epoch)
+    span = (f"{full} epoch{'s' if full != 1 else ''} of {steps_per_epoch} "
+            f"step{'s' if steps_per_epoch != 1 else ''}")
+    if rest:
+        span += f" and {rest} step{'s' if rest != 1 else ''} of epoch {full + 1}"
     res.say(f"Model: 784-256-30-10 MLP, every weight 1, biases 0, SGD(lr=0.5), batch "
-            f"{exp.batch_size}, {len(ep['loss'])} epochs of {steps_per_epoch} steps.")
+            f"{exp.batch_size}, {steps} steps ({span}).")
+    if val_note:
+        res.say(val_note)
     for i, loss in enumerate(ep["loss"]):
         va = f", held-out acc {ep['val_acc'][i]:.3f}" if ep.get("val_acc") else ""
-        res.say(f"  epoch {i + 1}: loss {loss:,.4f}, train acc {ep['acc'][i]:.3f}{va}")
+        part = f" ({rest} of {steps_per_epoch} steps)" if rest and i == full else ""
+        res.say(f"  epoch {i + 1}{part}: loss {loss:,.4f}, train acc {ep['acc'][i]:.3f}{va}")
     res.say(f"ln 10 = {np.log(10):.4f}: a loss there means the network predicts all ten "
             f"classes with equal probability.")
     for param, (k, total) in sym.items():
@@ -179,6 +187,26 @@ def run_constant_init(x, y, steps, device="cpu", seed=0, progress=None, x_val=No
     if rec.effective_width:
         res.figures["constant_init_effective_width"] = plot.effective_width(rec)
     return res
+
+
+def _held_out(x_train, x_val, y_val):
+    """(val_data or None, note): the validation images that are NOT training images.
+
+    "Held-out" accuracy on images the model trained on would be a false claim (the
+    MNIST test split stands in for both when the training split is absent): images
+    byte-identical to a training image are dropped, and the note says how many."""
+    if x_val is None:
+        return None, ""
+    xv = np.ascontiguousarray(x_val.reshape(len(x_val), -1))
+    seen = {row.tobytes() for row in np.ascontiguousarray(x_train)}
+    keep = np.array([row.tobytes() not in seen for row in xv], dtype=bool)
+    if not keep.any():
+        return None, (f"No held-out accuracy: all {len(xv):,} validation images are also "
+                      f"training images.")
+    note = "" if keep.all() else (f"Held-out accuracy on the {int(keep.sum()):,} validation "
+                                  f"images that are not training images ({int((~keep).sum()):,} "
+                                  f"of {len(xv):,} were, and are left out).")
+    return (xv[keep], np.asarray(y_val)[keep]), note
 
 
 def run_zero_kernel(x, y, steps, device="cpu", seed=0, progress=None):

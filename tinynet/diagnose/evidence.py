@@ -35,14 +35,12 @@ class ParamInfo:
     opt_skipped: Optional[int]        # optimizer.skipped count, when the optimizer keeps one
     requires_grad: bool
     history: dict = field(default_factory=dict)
+    last_update: Optional[np.ndarray] = None   # the last step's update, recomputed from the
+    #                                            optimizer's state (None: unknown)
 
     @property
     def size(self):
         return int(np.prod(self.shape)) if self.shape else 1
-
-    def frozen_since(self, t0):
-        """Entries that did not change after step ``t0`` (t0 = 0: never changed)."""
-        return self.last_change <= t0
 
 
 @dataclass
@@ -54,6 +52,7 @@ class LayerInfo:
     bias: Optional[str] = None
     probed: bool = False
     samples: int = 0                             # every training step's samples
+    nograd_forwards: int = 0                     # forwards run with gradients off
     counted_samples: int = 0                     # the recorded steps' samples: what the
     #                                              counts (feature_count, grad_count,
     #                                              grad_zero_samples) count over
@@ -133,6 +132,11 @@ class Evidence:
     samples_seen: int
     optimizer: object
     recorder: object
+    lr_zero_steps: list = field(default_factory=list)   # steps with the optimizer's lr == 0
+    data: Optional[dict] = None       # what is known of the WHOLE data set (see explain):
+    #                                   {"samples": M or None, "all_seen": bool,
+    #                                    "zero_features": {layer: (F,) bool} scanned}
+    cache: dict = field(default_factory=dict)           # shared passes (attribution)
 
     def layer_of(self, param):
         info = self.params.get(param)
@@ -148,8 +152,9 @@ class Evidence:
         return [l for l in self.layers.values() if l.kind in ("dense", "conv") and l.weight]
 
 
-def collect(recorder):
-    """Evidence from a Recorder (reads the device once per array)."""
+def collect(recorder, data=None):
+    """Evidence from a Recorder (reads the device once per array); ``data``: what
+    explain knows of the whole data set (see :func:`tinynet.diagnose.explain.data_coverage`)."""
     rec = recorder
     rec.finalize()
     opt = rec.optimizer
@@ -181,7 +186,8 @@ def collect(recorder):
             last_change=last,
             grad_nonzero=rec.grad_nonzero_mask(name), grad_missing=rec.grad_missing[name],
             steps=rec.steps, in_optimizer=in_opt, opt_skipped=skip,
-            requires_grad=bool(p.requires_grad), history=history.get(name, {}))
+            requires_grad=bool(p.requires_grad), history=history.get(name, {}),
+            last_update=last_update(opt, p) if in_opt else None)
 
     topo = rec.topology_or_sequence()
     by_module = {}
@@ -204,6 +210,8 @@ def collect(recorder):
         if b is not None and prefix + "bias" in params:
             info.bias = prefix + "bias"
             info.bias_values = params[info.bias].final.reshape(-1)
+        if probe is not None:
+            info.nograd_forwards = probe.nograd_forwards
         if probe is not None and probe.samples:
             info.probed = True
             info.samples = probe.samples
@@ -226,9 +234,84 @@ def collect(recorder):
             info.upstream, info.upstream_path = topo.upstream(lname)
             info.downstream = topo.downstream(lname)
         layers[lname] = info
+    if data is not None and data.get("arrays") is not None:
+        data = dict(data)
+        arrays = data.pop("arrays")
+        data["zero_features"] = {n: z for n, z in
+                                 ((n, scan_zero_features(arrays, L)) for n, L in layers.items())
+                                 if z is not None}
     return Evidence(params=params, layers=layers, steps=rec.steps,
-                    samples_seen=rec.samples_seen, optimizer=opt, recorder=rec)
+                    samples_seen=rec.samples_seen, optimizer=opt, recorder=rec,
+                    lr_zero_steps=list(getattr(rec, "lr_zero_steps", [])), data=data)
 
 
 def _host(a, dtype):
     return None if a is None else np.asarray(backend.to_numpy(a)).astype(dtype)
+
+
+def last_update(opt, p):
+    """The update the optimizer applied to ``p`` at its last step, recomputed from its
+    state and ``p.grad`` with the optimizer's own operations (host array, the
+    parameter's dtype), or None when that cannot be known (no gradient, an optimizer
+    tinynet does not know, weight decay).
+
+    Why: an entry whose gradient was nonzero but which never changed was moved by
+    less than half the float spacing of its value -- this is the update to compare.
+    """
+    g = getattr(p, "grad", None)
+    if opt is None or g is None:
+        return None
+    try:
+        i = [id(q) for q in opt.params].index(id(p))
+    except (AttributeError, ValueError):
+        return None
+    state = opt.state[i] if hasattr(opt, "state") else {}
+    kind = type(opt).__name__
+    g = np.asarray(backend.to_numpy(g.data))
+    w = np.asarray(backend.to_numpy(p.data))
+    lr = np.float64(opt.lr)
+    with np.errstate(all="ignore"):
+        if kind == "SGD" and not getattr(opt, "weight_decay", 0):
+            buf = state.get("momentum_buffer")
+            d = g if buf is None or getattr(opt, "nesterov", False) else \
+                np.asarray(backend.to_numpy(buf))
+            if getattr(opt, "nesterov", False):
+                return None
+            return (d * lr).astype(w.dtype)
+        if kind == "RMSprop" and "square_avg" in state:
+            s = np.asarray(backend.to_numpy(state["square_avg"]))
+            return (g / (np.sqrt(s) + w.dtype.type(opt.eps)) * w.dtype.type(lr)).astype(w.dtype)
+        if kind == "Adam" and "exp_avg" in state:
+            import math
+            m = np.asarray(backend.to_numpy(state["exp_avg"]))
+            v = np.asarray(backend.to_numpy(state["exp_avg_sq"]))
+            b1, b2 = opt.betas
+            t = state["step"]
+            denom = np.sqrt(v) / w.dtype.type(math.sqrt(1.0 - b2 ** t)) + w.dtype.type(opt.eps)
+            return (m / denom * w.dtype.type(opt.lr / (1.0 - b1 ** t))).astype(w.dtype)
+    return None
+
+
+def scan_zero_features(arrays, L):
+    """(F,) bool: input features of layer ``L`` that are 0 in EVERY sample of ``arrays``
+    (the whole data set), or None when L's input is not the data as such.
+
+    Only for a Dense/Conv2D fed by the data directly or through a Flatten: there a
+    feature is a column of x.reshape(N, -1) / a channel of x, so zero in the data
+    means zero at the layer."""
+    if L.kind not in ("dense", "conv") or L.upstream is not None or \
+            any(k != "flatten" for k in L.upstream_path) or L.feature_count is None:
+        return None
+    nz = None
+    for x in arrays:
+        x = np.asarray(backend.to_numpy(getattr(x, "data", x)))
+        if x.ndim < 2:
+            return None
+        if L.kind == "conv":
+            part = (x != 0).any(axis=tuple(a for a in range(x.ndim) if a != 1))
+        else:
+            part = (x.reshape(len(x), -1) != 0).any(axis=0)
+        nz = part if nz is None else nz | part
+    if nz is None or nz.shape != L.feature_count.shape:
+        return None
+    return ~nz

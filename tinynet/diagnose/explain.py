@@ -18,12 +18,10 @@ import numbers
 
 import numpy as np
 
-from tinynet.diagnose.causes import frozen_findings, stalled_findings
 from tinynet.diagnose.evidence import collect
 from tinynet.diagnose.findings import CAUSES, Report
 from tinynet.diagnose.recorder import Recorder
-from tinynet.diagnose.symmetry import symmetry_findings
-from tinynet.diagnose.updates import optimizer_info, update_findings
+from tinynet.diagnose.updates import optimizer_info
 
 DEFAULT_STEPS = 100
 MAX_RECORDED = 50          # explain's default `every` keeps about this many recorded steps
@@ -63,7 +61,8 @@ def explain(model, data=None, loss_fn=None, optimizer=None, steps=None, recorder
         if recorder is None or recorder.steps == 0:
             raise ValueError("explain: nothing to analyze -- pass data, an optimizer and "
                              "steps > 0 to train, or a recorder that recorded training")
-        return analyze(recorder)
+        # data given with a recorder: scanned (not trained on) to prove data-wide zeros
+        return analyze(recorder, data=None if data is None else data_coverage(data, 0))
     if data is None:
         raise ValueError("explain: data is needed to train (an iterable of (x, y) batches)")
     if optimizer is None:
@@ -78,8 +77,9 @@ def explain(model, data=None, loss_fn=None, optimizer=None, steps=None, recorder
     rec.attach()
     steps_cb = _StepCallback(rec)
     notes = []
+    cycle = _cycle(data)
     try:
-        fit(model, loss_fn, optimizer, _cycle(data), epochs=1, callbacks=[steps_cb],
+        fit(model, loss_fn, optimizer, cycle, epochs=1, callbacks=[steps_cb],
             progress=progress, device=device, max_steps=steps)
     except FloatingPointError as exc:
         notes.append(f"training stopped after {steps_cb.steps} of {steps} steps: {exc}")
@@ -87,16 +87,57 @@ def explain(model, data=None, loss_fn=None, optimizer=None, steps=None, recorder
         rec.finalize()
         if not was_attached:
             rec.detach()
-    return analyze(rec, loss=steps_cb.losses, notes=notes)
+    return analyze(rec, loss=steps_cb.losses, notes=notes,
+                   data=data_coverage(cycle.data, steps_cb.steps, cycle))
 
 
-def analyze(recorder, loss=None, notes=None):
-    """The Report for what ``recorder`` recorded (no training)."""
-    ev = collect(recorder)
-    findings, _, unexplained = frozen_findings(ev)
-    findings += stalled_findings(ev)
-    findings += symmetry_findings(ev)
-    findings += update_findings(ev)
+def data_coverage(data, steps, cycle=None):
+    """What is known of the whole data set, for claims about every sample of it.
+
+    {"samples": M or None, "all_seen": every sample went through training,
+     "arrays": the inputs to scan (None: cannot be read again, e.g. a generator)}.
+    A DataLoader is scanned through its arrays, a list of batches batch by batch, a
+    one-shot iterator only when explain went through all of it."""
+    if _is_array_pair(data):
+        return {"samples": len(data[0]), "all_seen": steps >= 1, "arrays": [data[0]]}
+    x = getattr(data, "x", None)
+    if x is not None and hasattr(data, "batch_size"):            # a DataLoader
+        n = len(x)
+        full = steps >= len(data) and not getattr(data, "drop_last", False)
+        return {"samples": n, "all_seen": bool(full), "arrays": [x]}
+    if cycle is not None and cycle._one_shot:
+        done = cycle.passes > 0
+        arrays = [b[0] for b in cycle._cache] if done else None
+        return {"samples": sum(len(a) for a in arrays) if done else None, "all_seen": done,
+                "arrays": arrays}
+    try:
+        arrays = [b[0] for b in data]
+    except (TypeError, IndexError, KeyError):
+        return {"samples": None, "all_seen": False, "arrays": None}
+    n = sum(len(a) for a in arrays)
+    return {"samples": n, "all_seen": steps >= len(arrays), "arrays": arrays}
+
+
+def analyze(recorder, loss=None, notes=None, data=None):
+    """The Report for what ``recorder`` recorded (no training).  ``data``: see
+    :func:`data_coverage` (None: nothing is known beyond the samples seen)."""
+    from tinynet.diagnose.causes import REGISTRY
+    if getattr(recorder, "data_passes", 0) and not (data or {}).get("all_seen"):
+        # trained through fit with this recorder as a callback: a complete epoch saw
+        # every sample the data yields
+        data = dict(data or {"samples": None, "arrays": None})
+        data["all_seen"] = True
+        data["passes"] = recorder.data_passes
+    ev = collect(recorder, data=data)
+    notes = list(notes or [])
+    if 0 < len(ev.lr_zero_steps) < ev.steps:
+        from tinynet.diagnose.causes.zero_lr import spans
+        notes.append(f"the optimizer's learning rate was 0 on steps {spans(ev.lr_zero_steps)} "
+                     f"of {ev.steps}: nothing moved on those steps.")
+    findings = []
+    for cause in REGISTRY.values():
+        findings += cause.detect(ev)
+    unexplained = ev.cache["attribution"][2]
     findings = _ordered(findings, ev)
     params = {}
     for name, p in ev.params.items():
@@ -106,6 +147,7 @@ def analyze(recorder, loss=None, notes=None):
     kind, lr, _ = optimizer_info(ev.optimizer)
     opt = None if kind is None else (f"{kind}(lr={lr:g})" if lr is not None else kind)
     return Report(findings, params, steps=ev.steps, samples_seen=ev.samples_seen, optimizer=opt,
+                  data_samples=(ev.data or {}).get("samples"),
                   loss=loss, unexplained=unexplained, notes=notes, recorder=recorder,
                   frozen_masks={n: p.frozen for n, p in ev.params.items()})
 
@@ -144,9 +186,11 @@ class _cycle:
         self.data = data
         self._cache = None if iter(data) is not data else []
         self._one_shot = self._cache is not None
+        self.passes = 0              # complete passes over the data
 
     def __iter__(self):
         first = True
+        self.passes = 0
         while True:
             n = 0
             if self._one_shot and not first:
@@ -161,6 +205,7 @@ class _cycle:
             if n == 0:
                 raise ValueError("explain: data yielded no batches")
             first = False
+            self.passes += 1
 
 
 def _is_array_pair(data):

@@ -8,21 +8,20 @@
     report.frozen("0.weight")        # bool mask: entries bit-identical to their initial value
     report.to_dict()                 # JSON-ready
 
-A Finding's ``cause`` is one of :data:`CAUSES`.  The first six are freezes:
-the entries named never changed at all (bit for bit), because their
-gradient was exactly 0 on every step (or never computed, or never applied).
-``symmetry`` entries do change, but in lock step; ``tiny_update`` and
-``vanishing_gradient`` entries change, by little.
+A Finding's ``cause`` is one of :data:`CAUSES`, read from the registry
+(:mod:`tinynet.diagnose.causes`, one module per cause).  Those in
+:data:`FROZEN_CAUSES` are freezes: the entries named never changed at all
+(bit for bit), because their gradient was exactly 0, never computed, never
+applied, or too small for the float resolution.  ``symmetry`` entries do
+change, but in lock step; ``tiny_update`` and ``vanishing_gradient`` entries
+change, by little.
 """
 from dataclasses import dataclass, field
 from typing import Optional
 
 import numpy as np
 
-CAUSES = ("zero_input", "dead_unit", "blocked_downstream", "zero_weights", "not_in_optimizer",
-          "no_gradient", "symmetry", "tiny_update", "vanishing_gradient")
-FROZEN_CAUSES = ("zero_input", "dead_unit", "blocked_downstream", "zero_weights",
-                 "not_in_optimizer", "no_gradient")
+from tinynet.diagnose.causes import CAUSES, FROZEN_CAUSES
 
 
 @dataclass(eq=False)
@@ -97,6 +96,7 @@ class Report:
     findings   -- [Finding], roots first
     params     -- {name: {"shape", "layer", "entries", "frozen", "moved"}}: every parameter
     steps      -- optimizer steps recorded;  samples_seen -- training samples seen
+    data_samples -- samples in the whole data set, when explain could tell (else None)
     optimizer  -- e.g. "Adam(lr=0.001)" (or None);  loss -- per-step losses when explain trained
     unexplained -- {param: {"entries": n, "grad_nonzero": m}}: frozen entries with no cause found
     notes      -- extra sentences (e.g. training stopped early)
@@ -104,10 +104,12 @@ class Report:
     """
 
     def __init__(self, findings, params, steps, samples_seen, optimizer=None, loss=None,
-                 unexplained=None, notes=None, recorder=None, frozen_masks=None):
+                 unexplained=None, notes=None, recorder=None, frozen_masks=None,
+                 data_samples=None):
         self.findings = list(findings)
         self.params = params
         self.steps, self.samples_seen = steps, samples_seen
+        self.data_samples = data_samples
         self.optimizer, self.loss = optimizer, loss
         self.unexplained = unexplained or {}
         self.notes = list(notes or [])
@@ -135,9 +137,6 @@ class Report:
                     f.root_cause == root.cause and f.since == root.since]
         return [f for f in self.findings if f.root == root]
 
-    def for_param(self, param):
-        return [f for f in self.findings if f.param == param]
-
     @property
     def moved(self):
         """Names of the parameters with nothing to report: no finding, no unexplained entry."""
@@ -146,6 +145,7 @@ class Report:
 
     def to_dict(self, masks=False):
         return {"steps": int(self.steps), "samples_seen": int(self.samples_seen),
+                "data_samples": None if self.data_samples is None else int(self.data_samples),
                 "optimizer": self.optimizer,
                 "findings": [f.to_dict(masks=masks) for f in self.findings],
                 "params": _plain(self.params), "unexplained": _plain(self.unexplained),

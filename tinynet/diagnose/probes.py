@@ -96,6 +96,7 @@ class LayerProbe:
         self.name, self.module, self.kind = name, module, kind
         self._recorder = recorder
         self.samples = 0
+        self.nograd_forwards = 0          # forwards with gradients off (evaluation, no_grad)
         self.counted_samples = 0
         self.feature_count = None
         self.unit_max = None
@@ -132,6 +133,9 @@ class LayerProbe:
     # ---- forward hook ------------------------------------------------------
     def __call__(self, module, inputs, output):
         if not is_grad_enabled() or not isinstance(output, Tensor):
+            # counted only: a layer that ran ONLY like this while training (a forward
+            # wrapped in no_grad) had its graph cut -- see the graph_cut cause
+            self.nograd_forwards += 1
             return None
         rec = self._recorder
         y = output.data

@@ -93,6 +93,9 @@ class Recorder:
         self._ref = {}                    # name -> device copy at the last check
         self._grad_nonzero = {}           # name -> device bool mask (at recorded steps)
         self.grad_missing = {}            # name -> steps on which .grad was None
+        self.lr_zero_steps = []           # steps on which the optimizer's lr was exactly 0
+        self.full_epochs = []             # batches of each fit epoch proven complete
+        self._epoch_steps = []
         self._hist = {}                   # name -> {"step": [ints], "grad_sq": [...], ...}
         self.probes = {}                  # module name -> LayerProbe
         self.topology = Topology()
@@ -154,12 +157,33 @@ class Recorder:
             self.optimizer = state.optimizer
         self.attach()
 
+    def on_epoch_begin(self, state):
+        # a new epoch begins only after the previous one ran to its end: that one was a
+        # full pass over the data (fit stops mid-epoch only at max_steps / stop, and then
+        # starts no other epoch)
+        if self._epoch_steps:
+            self.full_epochs.append(self._epoch_steps[-1])
+        self._epoch_steps.append(0)
+
     def on_batch_end(self, state):
         self.step()
+        if self._epoch_steps:
+            self._epoch_steps[-1] += 1
 
     def on_train_end(self, state):
+        # the last epoch was full too if it had as many batches as a full one
+        if self._epoch_steps and self.full_epochs and \
+                self._epoch_steps[-1] == self.full_epochs[-1]:
+            self.full_epochs.append(self._epoch_steps[-1])
+        self._epoch_steps = []
         self.finalize()
         self.detach()
+
+    @property
+    def data_passes(self):
+        """Full passes over the training data seen through ``fit`` (0 when unknown):
+        every batch the data yields in an epoch went through the model."""
+        return len(self.full_epochs)
 
     # ---- the per-step work ------------------------------------------------
     def step(self, x=None):
@@ -176,6 +200,9 @@ class Recorder:
         for name, p in self.params.items():
             if p.grad is None:
                 self.grad_missing[name] += 1
+        # a schedule may set opt.lr inside the loop: one float read per step
+        if getattr(self.optimizer, "lr", None) == 0:
+            self.lr_zero_steps.append(s)
         if x is not None and not self.probes:
             self._extra_samples = getattr(self, "_extra_samples", 0) + int(len(x))
         if (s - 1) % self.every == 0:

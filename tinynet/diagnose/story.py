@@ -1,128 +1,34 @@
-"""The report in plain words: root causes first, each with its consequences and numbers."""
-from tinynet.diagnose.findings import FROZEN_CAUSES
+"""The report in plain words: root causes first, each with its consequences and numbers.
+
+Each finding's sentence comes from its cause's module (:mod:`.causes`): what
+happened, in plain words and with the numbers, then the cause's name in
+brackets, then whether it is permanent.
+"""
+from tinynet.diagnose.causes import FROZEN_CAUSES, REGISTRY
 
 
 def _n(x):
     return f"{int(x):,}"
 
 
-def _units(ev):
-    u = ev.get("units", 0)
-    return f"{_n(u)} of {_n(ev.get('units_total', u))}"
-
-
 def describe(f):
     """One finding as a paragraph (no fix line)."""
-    ev, p = f.evidence, f.param
-    entries = f"{_n(f.entries)} of {_n(f.total)} entries"
-    if f.cause == "zero_input":
-        kind = ev.get("feature_kind", "input feature")
-        what = f"{_n(ev['features'])} of {_n(ev['features_total'])} {kind}s"
-        grad = "im2col(x)ᵀδ" if kind == "input channel" else "xᵀδ"
-        rows = "input channels" if kind == "input channel" else "input rows"
-        if f.root is None and ev.get("source") == "the data":
-            s = (f"{p}: {what.replace(kind + 's', rows)} ({entries}) never changed — their "
-                 f"{'channel' if kind == 'input channel' else kind} was 0 in all "
-                 f"{_n(ev['samples_seen'])} samples seen "
-                 f"(samples with it nonzero: {ev['samples_with_feature_nonzero']}), so "
-                 f"dW = {grad} is exactly 0 there.")
-        else:
-            because = f" because of {f.root}" if f.root else ""
-            when = (f"stopped changing — their input, the output of layer {ev.get('source')}, "
-                    f"was 0 in all {_n(ev['samples_seen'])} samples from step {f.since} on"
-                    if f.since else
-                    f"never changed — their input, the output of layer {ev.get('source')}, "
-                    f"was 0 in all {_n(ev['samples_seen'])} samples")
-            s = f"{p}: {entries} ({what}) {when}{because}, so dW = {grad} is exactly 0 there."
-    elif f.cause == "dead_unit":
-        if f.root is not None:
-            how = ("exactly 0" if ev.get("preactivation_exactly_zero") else
-                   "just the bias, <= 0")
-            why = (f"their whole input is 0 (because of {f.root}), so the pre-activation is "
-                   f"{how}")
-        else:
-            peak = ("" if f.since else f" (largest: {ev['max_preactivation']:.4g})")
-            why = f"their pre-activation was <= 0{peak}"
-        if f.since:
-            s = (f"{p}: {_units(ev)} units died during training — from step "
-                 f"{ev.get('died_after_step', 0) + 1} on {why} on every sample "
-                 f"({_n(ev['samples_seen'])} samples from step {f.since} to the end), so the "
-                 f"ReLU passed no gradient; their {_n(f.entries)} entries stopped changing "
-                 f"after step {ev.get('last_change_step', '?')}.")
-        else:
-            s = (f"{p}: {entries} never changed — {_units(ev)} units are dead: {why} on all "
-                 f"{_n(ev['samples_seen'])} samples seen, so the ReLU after them passed no "
-                 f"gradient (relu'(z) = 0 for z <= 0).")
-    elif f.cause == "blocked_downstream":
-        when = (f"stopped changing — from step {f.since} on, in" if f.since else
-                "never changed — in")
-        s = (f"{p}: {entries} {when} {_n(ev['backward_passes'])} backward passes "
-             f"no gradient at all reached {_units(ev)} units of layer {f.layer}'s output")
-        if f.root:
-            s += f", because of {f.root} after it."
-        else:
-            s += (", although their ReLU was open on some samples: the gradient coming back was "
-                  "exactly 0 on those samples")
-            if ev.get("samples_with_zero_output_gradient"):
-                s += (f" (at the output, layer {ev['output_layer']}, "
-                      f"{_n(ev['samples_with_zero_output_gradient'])} of "
-                      f"{_n(ev['output_samples'])} samples of the recorded steps had an "
-                      f"all-zero gradient: a "
-                      f"saturated softmax)")
-            s += "."
-    elif f.cause == "zero_weights":
-        if f.root is None:
-            extra = ""
-            if "bias_entries" in ev:
-                extra = f" (and its {_n(ev['bias_entries'])} biases)"
-            s = (f"{p}: all {_n(ev['weight_entries'])} weights{extra} are exactly 0, so layer "
-                 f"{f.layer} outputs 0 on every sample (largest output seen: "
-                 f"{ev['max_output']:g})")
-            s += ("; relu'(0) = 0 sends no gradient back through it, and every layer after "
-                  "it sees only zeros." if ev.get("feeds_relu") else
-                  "; every layer after it sees only zeros.")
-        else:
-            s = f"{p}: {entries} never changed — the bias of the all-zero layer {f.layer}."
-    elif f.cause == "not_in_optimizer":
-        s = (f"{p}: {entries} never changed — the optimizer was not given this parameter (it "
-             f"has {ev['optimizer_parameters']} of the model's {ev['model_parameters']}).")
-    elif f.cause == "no_gradient":
-        skipped = ev.get("optimizer_skipped")
-        s = (f"{p}: {entries} never changed — .grad stayed None in all {_n(ev['steps'])} steps"
-             + (f" (the optimizer skipped it {_n(skipped)} times)" if skipped is not None else "")
-             + ": the loss does not depend on it.")
-    elif f.cause == "symmetry":
-        diff = ev["max_relative_difference"]
-        same = "bit-identical" if diff == 0 else f"equal to within {diff:.1e} of the layer's scale"
-        s = (f"{p}: effective width {f.entries} of {f.total} — the units of layer {f.layer} fall "
-             f"into {f.entries} group(s) (largest: {ev['largest_group']} units) whose incoming "
-             f"weights, bias and outgoing weights (into layer {ev['next_layer']}) are {same}; "
-             f"equal units get equal gradients and stay equal. Their entries DO change, in lock "
-             f"step.")
-    elif f.cause == "tiny_update":
-        s = (f"{p}: moves, but by little — median update ‖ΔW‖/‖W‖ = "
-             f"{ev['update_ratio_median']:.1e} per step (healthy: about 1e-3 to 1e-2)")
-        if ev.get("relative_change") is not None:
-            s += f"; after {_n(ev['steps'])} steps the weights differ from their start by " \
-                 f"{ev['relative_change']:.2%} of their norm"
-        s += "."
-        if ev.get("rule") == "adaptive_ceiling":
-            s += (f" {ev['optimizer']} moves each entry by about lr = {ev['lr']:g} per step, and "
-                  f"these weights have rms {ev['weight_rms']:.3g} (lr/rms = "
-                  f"{ev['lr_over_weight_rms']:.1e}): the init is too large for the step.")
-        vs = ev.get("grad_rms_vs_last_layer")
-        if vs is not None and vs >= 1e-2:
-            s += (f" Its gradient is not vanishing: rms {ev['grad_rms']:.2g}, {vs:.2g}x the "
-                  f"last layer's.")
-    elif f.cause == "vanishing_gradient":
-        chain = ", ".join(f"{k} {v:.1e}" for k, v in ev.get("grad_rms_by_layer", {}).items()
-                          if v is not None)
-        s = (f"{p}: its gradient rms {ev['grad_rms']:.1e} is {ev['grad_rms_vs_last_layer']:.1e} "
-             f"of the last layer's and shrinks layer by layer toward the input ({chain}); "
-             f"update ratio {ev['update_ratio_median']:.1e} per step.")
-    else:
-        s = f"{p}: {f.cause}, {entries}."
-    return s + " " + _permanence(f)
+    return f"{f.param}: {_body(f)} [{f.cause}]. {_permanence(f)}"
+
+
+def _body(f):
+    cause = REGISTRY.get(f.cause)
+    return cause.story(f) if cause is not None else f"{f.cause}, {f.entries} entries"
+
+
+#: Printed once under every report that uses these words.
+HOW_TO_READ = (
+    "How to read this: a ROOT cause is a problem in its own right; \"because of X\" marks "
+    "a consequence that goes away once the root X is fixed. \"Permanent\" means proven "
+    "that more training cannot change it (for a property of the data: checked on every "
+    "sample of the data set); \"from step s on\" / \"since\" describes entries that moved "
+    "at first and stopped at step s. The word in [brackets] is the cause's name, as in "
+    "report.by_cause(...).")
 
 
 def _permanence(f):
@@ -136,20 +42,36 @@ def _permanence(f):
                 "breaks the tie.")
     if f.cause in ("tiny_update", "vanishing_gradient"):
         return "Not permanent: the entries move, just slowly."
+    if f.cause == "below_resolution":
+        return ("Not permanent: a larger gradient or learning rate on a later step would move "
+                "them.")
+    if f.cause == "frozen_by_user":
+        return "Permanent until you set requires_grad back to True."
+    if f.cause == "zero_lr":
+        return "Not permanent: the first step with lr > 0 moves them."
     if not f.permanent:
+        if f.cause == "zero_input" and f.root is None and ev.get("source") == "the data":
+            return (f"Not proven permanent: it is zero in the {_n(ev['samples_seen'])} "
+                    f"samples seen, which is not the whole data set.")
         if f.cause == "dead_unit" and f.root is None and f.since:
             return ("Not necessarily permanent: a sample it met before it died, seen again, "
                     "may open it" + ("" if ev.get("input") == "the data" else
                                      ", and the layers before it may still change its input")
                     + ".")
         if f.cause == "dead_unit" and f.root is None:
+            if ev.get("input") == "the data":
+                return ("Not proven permanent: it was shut on the samples seen, not on every "
+                        "sample of the data set.")
             return "Not necessarily permanent: the layers before it may still change its input."
-        return "Not permanent."
+        return "Not proven permanent."
     if f.cause == "zero_input" and f.root is None:
-        return "Permanent for this data."
+        return "Permanent for this data set."
     if f.cause == "dead_unit" and f.root is None:
-        return ("Permanent for the samples seen: its weights cannot change, and its input is "
-                "the data.")
+        return (f"Permanent for this data set: every one of its {_n(ev['data_samples'])} "
+                f"samples went through these never-changed weights and left the units shut."
+                if ev.get("data_samples") else
+                "Permanent for this data set: every sample went through these never-changed "
+                "weights and left the units shut.")
     return "Permanent."
 
 
@@ -159,7 +81,9 @@ def _heading(report):
     partly = [n for n, p in report.params.items() if 0 < p["frozen"] < p["entries"]]
     lines = [f"tinynet explain: {_n(report.steps)} steps"
              + (f" of {report.optimizer}" if report.optimizer else "")
-             + f", {_n(report.samples_seen)} training samples seen."]
+             + f", {_n(report.samples_seen)} training samples seen"
+             + (f" (the data set has {_n(report.data_samples)})."
+                if getattr(report, "data_samples", None) else ".")]
     if report.loss:
         lines.append(f"Loss: {report.loss[0]:.4g} at the first step, {report.loss[-1]:.4g} "
                      f"at the last.")
@@ -208,8 +132,13 @@ def render(report, width=100):
         lines += ["", "FROZEN WITHOUT A STRUCTURAL CAUSE"]
         for name, u in report.unexplained.items():
             if u["grad_nonzero"]:
-                why = ("the gradient was nonzero at some recorded step, so the update was "
-                       "smaller than the float resolution of the weight")
+                why = (f"the gradient of {_n(u['grad_nonzero'])} of them was nonzero at some "
+                       f"recorded step; "
+                       + ("their update at the last step was exactly 0 or did register, so "
+                          "whether an earlier update rounded away was not checked"
+                          if u.get("last_update_known") else
+                          "whether the update rounded away could not be checked (the last "
+                          "step's update cannot be recomputed for this optimizer)"))
             elif "median_feature_count" in u:
                 why = (f"no structural cause: their input feature was nonzero in a median "
                        f"{u['median_feature_count']:,.0f} and their unit got a gradient in a "
@@ -227,6 +156,8 @@ def render(report, width=100):
         lines += ["", "Moved with nothing to report: " + ", ".join(moved)]
     for note in report.notes:
         lines += ["", "Note: " + note]
+    if report.findings:
+        lines += ["", para(HOW_TO_READ, "")]
     return "\n".join(lines)
 
 
@@ -237,10 +168,11 @@ def render_markdown(report):
         lines.append("No findings: nothing is frozen by a structural cause, no layer has "
                      "collapsed to identical units, none is stuck or slow.")
     for f in roots:
-        lines.append(f"- **{f.param}** — `{f.cause}`: {describe(f)}  \n  *Fix:* {f.fix}")
+        lines.append(f"- **{f.param}**: {_body(f)} (`{f.cause}`). {_permanence(f)}  \n"
+                     f"  *Fix:* {f.fix}")
         for c in report.consequences(f):
             if c is not f:
-                lines.append(f"  - **{c.param}** — `{c.cause}`: {describe(c)}")
+                lines.append(f"  - **{c.param}**: {_body(c)} (`{c.cause}`). {_permanence(c)}")
     for name, u in report.unexplained.items():
         lines.append(f"- **{name}**: {_n(u['entries'])} frozen entries without a structural cause")
     for note in report.notes:

@@ -1,5 +1,9 @@
 """Symmetric hidden units: the layer acts as fewer units than it has.
 
+(Conv2D: the same with output channels for units -- incoming kernel
+``W_L[j]``, bias, and the next layer's weights that read channel j -- through
+ReLU / MaxPool2D / Flatten.)
+
 Two hidden units j and k of a Dense layer L (weight (IN, U), bias (U,))
 followed -- through ReLU / Dropout only -- by a Dense layer M (weight (U, OUT))
 compute the same thing and receive the same gradient when their *incoming
@@ -95,14 +99,10 @@ def project(parts, vec, scale=None):
     return proj, scale
 
 
-def _tolerances(scale):
-    return RTOL * np.asarray(scale, dtype=np.float64)
-
-
-def _proj_bounds(scale, l1):
+def _proj_bounds(scale, l1, rtol=RTOL):
     """Per projection, the largest difference two equal-within-tolerance units can show."""
     scale = np.asarray(scale, dtype=np.float64)
-    return ((RTOL + _ROUNDING) * scale[:, None] * l1).sum(axis=0)      # (NPROJ,)
+    return ((rtol + _ROUNDING) * scale[:, None] * l1).sum(axis=0)      # (NPROJ,)
 
 
 def _chains(values, bound, members):
@@ -155,7 +155,7 @@ def width_from_projection(proj, scale, vec):
     return len(_candidate_groups(proj, _proj_bounds(scale, vec["l1"])))
 
 
-def group_units(parts):
+def group_units(parts, rtol=RTOL):
     """Exact grouping of hidden units.
 
     parts: host arrays [(U, d1), (U, d2), ...] (incoming column, bias, outgoing row).
@@ -166,12 +166,12 @@ def group_units(parts):
     parts = [np.asarray(p, dtype=np.float64) for p in parts]
     U = parts[0].shape[0]
     scale = np.array([np.abs(p).max() if p.size else 0.0 for p in parts])
-    tol = _tolerances(scale)
+    tol = rtol * scale
     vec = projection_vectors([p.astype(np.float32) for p in parts])
     proj = sum(p @ h.astype(np.float64) for p, h in zip(parts, vec["host"]))
     labels = np.full(U, -1, dtype=np.int64)
     max_dev = 0.0
-    for cand in _candidate_groups(proj, _proj_bounds(scale, vec["l1"])):
+    for cand in _candidate_groups(proj, _proj_bounds(scale, vec["l1"], rtol)):
         rest = np.sort(cand)
         while len(rest):
             ref = rest[0]
@@ -191,31 +191,110 @@ def group_units(parts):
     return np.array([remap[v] for v in labels], dtype=np.int64), max_dev
 
 
+def unit_vectors(kind, weight, bias=None, next_kind=None, next_weight=None):
+    """Host arrays, one row per unit (Dense column / conv output channel), for grouping.
+
+    kind        -- "dense" (weight (IN, U)) or "conv" (weight (U, C, KH, KW))
+    bias        -- (U,) or None
+    next_kind, next_weight -- the layer that reads these units: "dense" (IN2, OUT) --
+                   after a conv, through Flatten, rows channel-major (c·H·W + ...) --
+                   or "conv" (O2, U, KH, KW); None: the incoming side alone.
+    Returns [incoming (U, d1), bias (U, 1), outgoing (U, d2)] (bias / outgoing left out
+    when not given), or None when the outgoing weights cannot be split by unit.
+    """
+    w = np.asarray(weight)
+    inc = w.T if kind == "dense" else w.reshape(w.shape[0], -1)
+    U = inc.shape[0]
+    parts = [inc]
+    if bias is not None:
+        parts.append(np.asarray(bias).reshape(-1, 1))
+    if next_weight is not None:
+        m = np.asarray(next_weight)
+        if next_kind == "conv":
+            if m.shape[1] != U:
+                return None
+            parts.append(m.transpose(1, 0, 2, 3).reshape(U, -1))
+        else:
+            if m.shape[0] % U:
+                return None
+            parts.append(m.reshape(U, -1))     # Dense: (U, OUT); after a conv: channel-major
+    return parts
+
+
+def effective_width(layer, next_layer=None, rtol=RTOL):
+    """How many different units a layer really has: the number of groups of identical units.
+
+    layer      -- an ``nn.Dense`` (units = output columns) or ``nn.Conv2D`` (units =
+                  output channels)
+    next_layer -- optional: the Dense / Conv2D that reads this layer's output (through
+                  ReLU, MaxPool2D, Flatten, Dropout).  Two units are only truly
+                  interchangeable when their OUTGOING weights agree too; without it
+                  only the incoming weights and bias are compared.
+    rtol       -- units are equal when every part (incoming weights, bias, outgoing
+                  weights) differs by at most ``rtol`` times that part's largest
+                  magnitude in the layer (default 1e-5: about 100 float32 ulps, far
+                  above BLAS reordering, far below two random units' difference).
+
+    Equal units compute equal values, get equal gradients and equal updates, so
+    they stay equal under SGD, RMSprop and Adam: a layer with effective width 1
+    acts as a single unit however wide it is.  Returns an int in 1..units.
+
+        >>> effective_width(nn.Dense(3, 5, kernel_init=init.ones))
+        1
+    """
+    from tinynet import backend as _b
+    from tinynet.diagnose.probes import module_kind
+    kind = module_kind(layer)
+    if kind not in ("dense", "conv"):
+        raise TypeError(f"effective_width: expected an nn.Dense or nn.Conv2D, got "
+                        f"{type(layer).__name__}")
+    host = lambda t: None if t is None else np.asarray(_b.to_numpy(t.data))   # noqa: E731
+    nk = nw = None
+    if next_layer is not None:
+        nk = module_kind(next_layer)
+        if nk not in ("dense", "conv"):
+            raise TypeError(f"effective_width: next_layer must be an nn.Dense or nn.Conv2D, "
+                            f"got {type(next_layer).__name__}")
+        nw = host(next_layer.weight)
+    parts = unit_vectors(kind, host(layer.weight), host(getattr(layer, "bias", None)), nk, nw)
+    if parts is None:
+        raise ValueError(f"effective_width: {type(next_layer).__name__} weight of shape "
+                         f"{next_layer.weight.shape} does not read this layer's "
+                         f"{layer.weight.shape} units")
+    labels, _ = group_units(parts, rtol=rtol)
+    return int(labels.max()) + 1
+
+
 def symmetry_findings(ev):
-    """[Finding] for every hidden Dense layer whose units fall into fewer groups than units.
+    """[Finding] for every hidden Dense / Conv2D layer whose units (channels) fall into
+    fewer groups than it has units.
 
     Layers whose weight never changed at all are left to the freeze findings.
     """
+    from tinynet.diagnose.causes import symmetry as cause
     from tinynet.diagnose.findings import Finding
     from tinynet.diagnose.updates import optimizer_info
 
     kind, _, _ = optimizer_info(ev.optimizer)
     findings = []
     for L in ev.param_layers():
-        if L.kind != "dense" or len(L.downstream) != 1:
+        if len(L.downstream) != 1:
             continue
         nxt, path = L.downstream[0]
         M = ev.layers.get(nxt)
-        if M is None or M.kind != "dense" or not M.weight or \
-                not all(k in ("relu", "dropout") for k in path):
+        allowed = ("relu", "dropout") if L.kind == "dense" else \
+            ("relu", "dropout", "pool", "flatten")
+        if M is None or M.kind not in ("dense", "conv") or not M.weight or \
+                not all(k in allowed for k in path):
             continue
         W = ev.params[L.weight]
         if W.frozen.all():
             continue
-        parts = [W.final.T]
-        if L.bias is not None:
-            parts.append(ev.params[L.bias].final.reshape(-1, 1))
-        parts.append(ev.params[M.weight].final)
+        parts = unit_vectors(L.kind, W.final,
+                             ev.params[L.bias].final if L.bias is not None else None,
+                             M.kind, ev.params[M.weight].final)
+        if parts is None:
+            continue
         labels, dev = group_units(parts)
         units = labels.size
         groups = int(labels.max()) + 1
@@ -223,11 +302,11 @@ def symmetry_findings(ev):
             continue
         sizes = np.bincount(labels)
         shared = sizes[labels] > 1                      # units that have a twin
-        mask = np.broadcast_to(shared.reshape(1, -1), W.shape).copy()
+        mask = _along_units(shared, L.unit_axis, W.shape)
         dropout = "dropout" in path
         evidence = {"units": units, "groups": groups, "largest_group": int(sizes.max()),
                     "next_layer": nxt, "max_relative_difference": dev, "rtol": RTOL,
-                    "optimizer": kind, "dropout_between": dropout}
+                    "optimizer": kind, "dropout_between": dropout, "kind": L.kind}
         width = ev.recorder.effective_width.get(L.name) if ev.recorder is not None else None
         if width is not None and len(width["width"]):
             evidence["effective_width_over_steps"] = {
@@ -235,7 +314,12 @@ def symmetry_findings(ev):
         findings.append(Finding(
             param=L.weight, cause="symmetry", entries=groups, total=units,
             permanent=not dropout, evidence=evidence, mask=mask, indices=labels,
-            index_kind="group of unit", layer=L.name,
-            fix="Initialize the weights randomly (any random init breaks the tie; "
-                "init.he_normal for ReLU); a constant is only safe for biases."))
+            index_kind="group of unit" if L.kind == "dense" else "group of channel",
+            layer=L.name, fix=cause.fix()))
     return findings
+
+
+def _along_units(vec, axis, shape):
+    view = [1] * len(shape)
+    view[axis] = vec.size
+    return np.broadcast_to(vec.reshape(view), shape).copy()

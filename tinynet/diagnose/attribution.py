@@ -1,4 +1,8 @@
-"""Name the cause of every frozen entry, exactly.
+"""The exact attribution of frozen entries: the detection behind the freeze causes.
+
+(The causes themselves -- name, story, fix -- are registered one module each in
+:mod:`tinynet.diagnose.causes`; this is the shared pass that gives every
+frozen entry exactly one of them.)
 
 An entry is *frozen* when it is bit-identical to its initial value after
 training (the recorder's changed mask).  For a Dense weight W (IN, OUT) the
@@ -16,57 +20,41 @@ step when
     zero_weights        the layer's whole weight (and bias) is 0: it outputs 0,
                         blocks the gradient on both sides -- the root of the
                         zero-kernel case
+    frozen_by_user      requires_grad=False: frozen on purpose
     not_in_optimizer    the optimizer never sees the parameter
+    graph_cut           the layer ran, but backward never reached it (.detach(), no_grad)
     no_gradient         .grad stayed None: the loss does not depend on it
+    zero_lr             the learning rate was 0 on every step it had a gradient
+    below_resolution    the gradient was NOT 0, but the update rounded away (w - u == w)
 
-Each frozen entry gets exactly one cause, checked in this order: not in the
-optimizer, no gradient, zero weights, zero input, then (per unit) dead unit /
-blocked downstream.  Consequences carry ``root`` and ``root_cause``: the
+Each frozen entry gets exactly one cause, checked in this order: frozen by
+the user, not in the optimizer, graph cut, no gradient, zero lr, zero
+weights, zero input, then (per unit) dead unit / blocked downstream, and
+last, below resolution.  Consequences carry ``root`` and ``root_cause``: the
 parameter and cause of the root finding that explains them (everything in
 the zero-kernel network points to the zero conv's weight).
 
 Units can also die DURING training (a big step pushes every pre-activation
 below 0 -- the all-ones network after its second update): their weights
-moved, then stopped.  :func:`stalled_findings` runs the same attribution on
+moved, then stopped.  :func:`stalled_pass` runs the same attribution on
 the entries that changed early but not in the last part of training, with
 the "since step t0" versions of the evidence, and keeps the dead units and
 what they cause (``Finding.since`` = the first step of that window).
 
 Frozen entries that none of these explain are counted in ``unexplained``:
-the update was smaller than the float resolution of the weight (the
-recorder saw a nonzero gradient there), or the input feature and the unit's
-gradient were never nonzero on the same sample, or the contributions to dW
-cancelled exactly (telling these two apart would need (A²)ᵀ(Δ²) every step,
-as expensive as the weight gradient itself; the report gives how rare the
-two factors were instead).
+the input feature and the unit's gradient were never nonzero on the same
+sample, or the contributions to dW cancelled exactly (telling these two apart
+would need (A²)ᵀ(Δ²) every step, as expensive as the weight gradient itself;
+the report gives how rare the two factors were instead), or a nonzero
+gradient whose rounding could not be checked (no optimizer state).
 """
 import numpy as np
 
 from tinynet.diagnose.findings import Finding
 
-FIX = {
-    "not_in_optimizer": "Give the optimizer every parameter: optim.X(model.parameters(), ...) "
-                        "(or add {param} to the list you passed).",
-    "no_gradient": "The loss does not depend on {param}: use it in forward(), or delete it.",
-    "zero_weights": "Initialize {param} randomly (init.he_normal or init.glorot_uniform); a "
-                    "zero bias is fine, an all-zero kernel before a ReLU never recovers.",
-    "zero_input_data": "Nothing is broken: a feature that is 0 in every sample carries no "
-                       "information, so its weights have nothing to learn from (crop those "
-                       "inputs if the frozen rows bother you).",
-    "zero_input_upstream": "Fix {root}; these rows start learning as soon as their inputs "
-                           "are not always 0.",
-    "zero_input_layer": "Usually harmless (often the image border seen through the layers "
-                        "before); if many features are affected, look at layer {source}'s "
-                        "bias and initial scale -- these rows learn once it outputs nonzero "
-                        "values there.",
-    "dead_unit": "Revive the units: a smaller negative bias (or a zero bias with He init), a "
-                 "lower learning rate, or an activation with a nonzero slope below 0.",
-    "dead_unit_upstream": "Fix {root}; these units only output 0 because their whole input is 0.",
-    "blocked_downstream": "Fix {root}; once gradient flows through it, these parameters learn.",
-    "blocked_samples": "Look at what follows layer {layer}: the gradient was exactly 0 on every "
-                       "sample where these units were open -- often a saturated softmax (huge "
-                       "logits: scale the initial weights down).",
-}
+from tinynet.diagnose.causes import (below_resolution, blocked_downstream, dead_unit,
+                                     frozen_by_user, graph_cut, no_gradient, not_in_optimizer,
+                                     zero_input, zero_lr, zero_weights)
 
 
 #: A unit counts as having died during training when it stayed shut for at
@@ -78,7 +66,7 @@ STALL_MIN_SHARE = 0.25
 STALL_MIN_ENTRIES = 0.5
 
 
-def frozen_findings(ev):
+def frozen_pass(ev):
     """(findings, covered, unexplained) for the evidence ``ev`` (see :mod:`.evidence`).
 
     covered: {param: bool mask of the frozen entries given a cause}.
@@ -89,10 +77,11 @@ def frozen_findings(ev):
     for layer in ev.param_layers():
         a.layer(layer)
     a.resolve_roots()
+    a.below_resolution()
     return a.findings, a.covered, a.unexplained()
 
 
-def stalled_findings(ev):
+def stalled_pass(ev):
     """[Finding] for units that died during training and what stopped because of them.
 
     The window is the last ``max(STALL_MIN_STEPS, STALL_MIN_SHARE * steps)`` steps:
@@ -134,27 +123,76 @@ class _Attribution:
     def remaining(self, name):
         return self.targets[name] & ~self.covered[name]
 
-    # ---- parameters the optimizer never touched ------------------------------
+    # ---- whole parameters: frozen by the user, never given, cut off, lr 0 ---
     def whole_parameters(self):
+        from tinynet.diagnose.updates import optimizer_info
+        kind = optimizer_info(self.ev.optimizer)[0]
+        lr_zero = set(self.ev.lr_zero_steps)
         for name, p in self.ev.params.items():
             frozen = self.remaining(name)
             if not frozen.any():
                 continue
             common = dict(param=name, entries=int(frozen.sum()), total=p.size, permanent=True,
                           mask=frozen, layer=p.layer)
-            if p.in_optimizer is False:
+            if not p.requires_grad:
+                self.add(Finding(cause="frozen_by_user", fix=frozen_by_user.fix(name, kind),
+                                 evidence={"requires_grad": False,
+                                           "in_optimizer": p.in_optimizer}, **common), frozen)
+            elif p.in_optimizer is False:
                 opt = self.ev.optimizer
-                self.add(Finding(cause="not_in_optimizer", fix=FIX["not_in_optimizer"].format(
-                    param=name), evidence={
-                        "in_optimizer": False, "requires_grad": p.requires_grad,
-                        "optimizer_parameters": len(getattr(opt, "params", [])),
-                        "model_parameters": len(self.ev.params)}, **common), frozen)
+                self.add(Finding(cause="not_in_optimizer", fix=not_in_optimizer.fix(name, kind),
+                                 evidence={
+                                     "in_optimizer": False, "requires_grad": p.requires_grad,
+                                     "optimizer_parameters": len(getattr(opt, "params", [])),
+                                     "model_parameters": len(self.ev.params)}, **common), frozen)
             elif p.steps > 0 and p.grad_missing == p.steps:
                 ev = {"steps": p.steps, "steps_without_gradient": p.grad_missing}
                 if p.opt_skipped is not None:
                     ev["optimizer_skipped"] = p.opt_skipped
-                self.add(Finding(cause="no_gradient", fix=FIX["no_gradient"].format(param=name),
-                                 evidence=ev, **common), frozen)
+                L = self.ev.layers.get(p.layer) if p.layer is not None else None
+                how = None
+                if L is not None and L.samples and not L.grad_seen and \
+                        L.kind in ("dense", "conv"):
+                    how = "detach"             # ran with gradients on; nothing came back
+                    ev.update(samples_seen=L.samples, backward_passes=0)
+                elif L is not None and not L.samples and L.nograd_forwards:
+                    how = "no_grad"            # ran, but only with gradients off
+                    ev["nograd_forwards"] = L.nograd_forwards
+                if how is not None:
+                    ev["how"] = how
+                    self.add(Finding(cause="graph_cut", fix=graph_cut.fix(p.layer, how),
+                                     evidence=ev, **common), frozen)
+                else:
+                    self.add(Finding(cause="no_gradient", fix=no_gradient.fix(name),
+                                     evidence=ev, **common), frozen)
+            elif lr_zero and p.steps > 0 and self.t0 == 0 and len(lr_zero) >= p.steps:
+                # the lr was 0 on every step: whatever the gradient, every update was 0
+                steps = sorted(lr_zero)
+                self.add(Finding(cause="zero_lr", fix=zero_lr.fix(kind), evidence={
+                    "optimizer": kind, "lr_zero_steps": steps, "steps": p.steps,
+                    "steps_without_gradient": p.grad_missing}, **common), frozen)
+
+    def below_resolution(self):
+        """Frozen entries left over whose last update was nonzero but rounded away."""
+        from tinynet.diagnose.updates import optimizer_info
+        kind = optimizer_info(self.ev.optimizer)[0]
+        for name, p in self.ev.params.items():
+            rem = self.remaining(name)
+            if not rem.any() or p.last_update is None:
+                continue
+            u, w = p.last_update, p.final
+            lost = rem & (u != 0) & ((w - u) == w)
+            if not lost.any():
+                continue
+            spacing = np.spacing(np.abs(w[lost]))
+            um = np.abs(u[lost])
+            self.add(Finding(param=name, cause="below_resolution", entries=int(lost.sum()),
+                             total=p.size, permanent=False, mask=lost, layer=p.layer,
+                             fix=below_resolution.fix(), evidence={
+                                 "optimizer": kind, "update_max": float(um.max()),
+                                 "spacing_min": float(spacing.min()),
+                                 "update_over_spacing_max": float((um / spacing).max()),
+                                 "dtype": str(w.dtype), "checked_at_step": p.steps}), lost)
 
     # ---- Dense / Conv2D layers ------------------------------------------------
     def is_zero_layer(self, L):
@@ -202,7 +240,7 @@ class _Attribution:
         if L.grad_seen:
             ev["backward_passes"] = L.grad_seen
             ev["units_with_gradient"] = int(L.grad_nonzero.sum())
-        fix = FIX["zero_weights"].format(param=L.weight)
+        fix = zero_weights.fix(L.weight)
         for name, root in ((L.weight, None), (L.bias, (L.weight, "zero_weights"))):
             if name is None:
                 continue
@@ -225,6 +263,11 @@ class _Attribution:
             mask = rem & sel
             if not mask.any() or self.too_few_stalled(mask, sel, W):
                 continue
+            # name exactly the features that have entries in the mask
+            other = tuple(a for a in range(len(W.shape)) if a != axis)
+            fs = fs[mask.any(axis=other)[fs]]
+            sel = _along(np.isin(np.arange(zf.size), fs), axis, W.shape)
+            mask = rem & sel
             ev = {"samples_seen": L.samples_since(self.t0),
                   "samples_with_feature_nonzero":
                       0 if self.t0 else int(L.feature_count[fs].max()),
@@ -232,14 +275,27 @@ class _Attribution:
                   "feature_kind": self.feature_kind(L),
                   "source": "the data" if L.upstream is None else L.upstream}
             from_data = root is None and L.upstream is None
+            proven = False
             if from_data:
-                fix = FIX["zero_input_data"]
+                # permanent only if zero in EVERY sample of the data set, not just those seen
+                data = self.ev.data or {}
+                whole = (data.get("zero_features") or {}).get(L.name)
+                proven = bool(data.get("all_seen")) or (whole is not None and
+                                                        bool(whole[fs].all()))
+                ev["data_samples"] = data.get("samples")
+                ev["zero_in_whole_data"] = proven
+                if data.get("passes"):
+                    ev["data_passes"] = data["passes"]
+                if whole is not None and not proven:
+                    ev["nonzero_elsewhere"] = int((~whole[fs]).sum())
+                fix = zero_input.fix(True, proven=proven)
             elif root is None:
-                fix = FIX["zero_input_layer"].format(source=L.upstream)
+                fix = zero_input.fix(False, source=L.upstream)
             else:
-                fix = FIX["zero_input_upstream"].format(root=root[0])
+                fix = zero_input.fix(False, root=root[0])
             self.add(Finding(param=L.weight, cause="zero_input", entries=int(mask.sum()),
-                             total=W.size, permanent=from_data, evidence=ev, mask=mask,
+                             total=W.size, permanent=from_data and proven, evidence=ev,
+                             mask=mask,
                              indices=fs, layer=L.name, fix=fix,
                              index_kind="input channel" if L.kind == "conv" else "input feature",
                              **_root_fields(root)), mask)
@@ -260,8 +316,20 @@ class _Attribution:
             units = np.asarray(units, dtype=np.int64)
             sel = _along(np.isin(np.arange(ng.size), units), axis, P.shape)
             mask = rem & sel
-            if not mask.any() or self.too_few_stalled(mask, sel, P):
+            if not mask.any():
                 continue
+            # the units named are exactly those with entries in the mask: one list for
+            # .indices, evidence["units"], the story and the mask
+            other = tuple(a for a in range(len(P.shape)) if a != axis)
+            per_unit = mask.sum(axis=other) if other else mask.astype(np.int64)
+            keep = per_unit[units] > 0
+            if self.t0:
+                keep &= self.stalled_units(L, units)
+            units = units[keep]
+            if not units.size:
+                continue
+            sel = _along(np.isin(np.arange(ng.size), units), axis, P.shape)
+            mask = rem & sel
             ev = {"samples_seen": L.samples_since(self.t0), "units": int(units.size),
                   "units_total": int(ng.size),
                   "backward_passes": sum(1 for s, _ in L.batches if s > self.t0)
@@ -271,7 +339,11 @@ class _Attribution:
                 ev["since_step"] = self.t0 + 1
             if cause == "dead_unit":
                 if self.t0:
-                    ev["died_after_step"] = int(L.last_open[units].max())
+                    # the last step each unit was open: first and last of them (and the
+                    # last alone, the key lessons read)
+                    ev["died_after_steps"] = [int(L.last_open[units].min()),
+                                              int(L.last_open[units].max())]
+                    ev["died_after_step"] = ev["died_after_steps"][1]
                     ev["last_change_step"] = int(P.last_change[mask].max())
                 else:
                     ev["max_preactivation"] = float(L.unit_max[units].max())
@@ -283,17 +355,23 @@ class _Attribution:
                     # and its weights cannot change, so those samples never open it again.
                     # A unit that died DURING training was tested on the earlier samples
                     # with other weights: one of them may open it again -- not permanent.
-                    fix, permanent = FIX["dead_unit"], L.upstream is None and not self.t0
+                    # proven only when EVERY sample of the data set went through it (with
+                    # these same, never-changed weights) and found it shut
+                    all_seen = bool((self.ev.data or {}).get("all_seen"))
+                    fix = dead_unit.fix()
+                    permanent = L.upstream is None and not self.t0 and all_seen
+                    ev["data_samples"] = (self.ev.data or {}).get("samples")
+                    ev["all_data_seen"] = all_seen
                     ev["input"] = "the data" if L.upstream is None else L.upstream
                 else:
-                    fix, permanent = FIX["dead_unit_upstream"].format(root=root[0]), True
+                    fix, permanent = dead_unit.fix(root[0]), True
             else:
                 down = [d for d, _ in L.downstream]
                 ev["downstream"] = down
                 if root is not None:
-                    fix = FIX["blocked_downstream"].format(root=root[0])
+                    fix = blocked_downstream.fix(root=root[0])
                 else:
-                    fix = FIX["blocked_samples"].format(layer=L.name)
+                    fix = blocked_downstream.fix(layer=L.name)
                     out = self.ev.output_layer()
                     if out is not None and out.grad_seen:
                         ev["output_layer"] = out.name
@@ -305,6 +383,25 @@ class _Attribution:
                              permanent=permanent, evidence=ev, mask=mask, indices=units,
                              layer=L.name, index_kind="channel" if L.kind == "conv" else "unit",
                              fix=fix, **_root_fields(root)), mask)
+
+    def stalled_units(self, L, units):
+        """(len(units),) bool, in the stalled pass -- the same answer for the layer's weight
+        and bias, so both findings name the same units: units that did open at some step
+        (dead from the start is the since = 0 finding), at least STALL_MIN_ENTRIES of
+        whose moved weight entries stopped (a dead unit's weights can drift on Adam's
+        momentum), and whose bias, if recorded, stopped too."""
+        ok = L.last_open[units] > 0 if L.last_open is not None else \
+            np.ones(units.size, dtype=bool)
+        W = self.ev.params[L.weight]
+        ua = L.unit_axis
+        other = tuple(a for a in range(len(W.shape)) if a != ua)
+        moved = (W.last_change > 0).sum(axis=other)
+        stopped = self.targets[L.weight].sum(axis=other)
+        ok &= stopped[units] >= STALL_MIN_ENTRIES * moved[units]
+        if L.bias is not None:
+            b = self.ev.params[L.bias]
+            ok &= (b.last_change.reshape(-1)[units] <= self.t0)
+        return ok
 
     def too_few_stalled(self, mask, sel, P):
         """In the stalled pass: fewer than STALL_MIN_ENTRIES of the selected entries that
@@ -407,8 +504,12 @@ class _Attribution:
             rem = self.targets[name] & ~self.covered[name]
             n = int(rem.sum())
             if n:
+                # grad_nonzero: entries whose gradient was nonzero at some recorded step
+                # (their rounding could not be checked); the others' gradient was exactly
+                # 0 at every recorded step -- never a float-resolution matter
                 out[name] = {"entries": n, "total": p.size,
-                             "grad_nonzero": int((rem & p.grad_nonzero).sum())}
+                             "grad_nonzero": int((rem & p.grad_nonzero).sum()),
+                             "last_update_known": p.last_update is not None}
                 L = self.ev.layer_of(name)
                 if L is not None and name == L.weight and L.feature_count is not None \
                         and L.grad_count is not None:
