@@ -47,9 +47,8 @@ from matplotlib.transforms import blended_transform_factory
 
 from tinynet.files import atomic_write
 
-# causes that mean "these entries did not move" (diagnose.findings vocabulary)
-FROZEN_CAUSES = ("zero_input", "dead_unit", "blocked_downstream", "zero_weights",
-                 "no_gradient", "not_in_optimizer")
+# causes that mean "these entries did not move", read from the diagnose registry
+from tinynet.diagnose.causes import FROZEN_CAUSES  # noqa: E402
 
 
 class InlineFigure(Figure):

@@ -68,12 +68,13 @@ class History:
         """A matplotlib Figure with the loss (left) and accuracy (right) curves.
 
         Thin line: every step; dots: the epoch means; squares: validation.
-        Built on ``matplotlib.figure.Figure`` directly (no pyplot state), so it
-        works headless: ``history.plot().savefig("curves.png")``.
+        Built like every tinynet figure (``tinynet.plot.new_figure``): shown inline in
+        Jupyter, by ``plt.show()`` / ``fig.show()`` in a script, and held by nothing
+        headless: ``history.plot().savefig("curves.png")``.
         """
-        from matplotlib.figure import Figure
+        from tinynet.plot import new_figure
 
-        fig = Figure(figsize=figsize, layout="constrained")
+        fig = new_figure(figsize=figsize, layout="constrained")
         steps = np.arange(1, self.steps + 1)
         ends = self.epoch_end_steps
         for i, (key, label) in enumerate((("loss", "loss"), ("acc", "accuracy"))):

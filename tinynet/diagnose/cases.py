@@ -183,7 +183,7 @@ def run_constant_init(x, y, steps, device="cpu", seed=0, progress=None, x_val=No
     res.say()
     res.lines += _report_lines(report)
     from tinynet import plot
-    res.figures["constant_init_curves"] = plot.training_curves(history)
+    res.figures["constant_init_curves"] = plot.training_curves(history, chance=10)
     if rec.effective_width:
         res.figures["constant_init_effective_width"] = plot.effective_width(rec)
     return res

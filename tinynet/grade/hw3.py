@@ -20,7 +20,6 @@ Parts (10 points):
     frozen_rows_after_training  3
     effective_width             3
 """
-import threading
 
 import numpy as np
 
@@ -232,29 +231,15 @@ def check_find_zero_input_rows(st, ctx):
 # --------------------------------------------------------------------------
 # part 2: effective_width
 # --------------------------------------------------------------------------
-_RTOL_LOCK = threading.Lock()
-
-
 def reference_width(layer, next_layer=None, rtol=None):
-    """tinynet's own count of distinct units (tinynet.diagnose.symmetry.group_units):
-    incoming column, bias and -- when a Dense layer follows -- outgoing row, each equal
-    within rtol x the largest |value| of that part in the layer.  Computed HERE, in the
-    trusted process; the student's function is compared with it."""
-    from tinynet.diagnose import symmetry
-    parts = [layer.weight.numpy().T]
-    if layer.bias is not None:
-        parts.append(layer.bias.numpy().reshape(-1, 1))
-    if next_layer is not None:
-        parts.append(next_layer.weight.numpy())
-    with _RTOL_LOCK:                 # a class is graded in threads of this process
-        saved = symmetry.RTOL
-        if rtol is not None:
-            symmetry.RTOL = rtol
-        try:
-            labels, _ = symmetry.group_units(parts)
-        finally:
-            symmetry.RTOL = saved
-    return int(labels.max()) + 1 if labels.size else 0
+    """tinynet's one definition of effective width (tinynet.diagnose.effective_width):
+    units are the same when their incoming weights, bias and -- with next_layer -- outgoing
+    weights each agree within rtol x that part's largest |value| in the layer.  Computed
+    HERE, in the trusted process; the student's function is compared with it."""
+    from tinynet.diagnose import effective_width
+    if rtol is None:
+        return effective_width(layer, next_layer)
+    return effective_width(layer, next_layer, rtol=rtol)
 
 
 def _dense_with(weight, bias, dtype=np.float32):
