@@ -693,3 +693,155 @@ def save(fig, path, dpi=110):
 __all__ = ["frozen_map", "filter_grid", "grad_norms", "update_ratios", "activation_histograms",
            "effective_width", "weight_rows", "training_curves", "save", "new_figure",
            "InlineFigure", "FROZEN_CAUSES"]
+
+
+# --------------------------------------------------------------------------
+# figures the lessons draw: comparisons of several runs (lessons 03, 05, 06)
+
+def width_per_layer(runs, layers=None):
+    """Effective width over steps: one panel per layer, one line per run.
+
+    runs    {label: recorder} or {label: {layer: {"step": [...], "width": [...], "units": n}}}
+    layers  which layers to draw (default: every layer of the first run)
+    The y axis is logarithmic so that a width of 1 and a full width of hundreds are both
+    visible; the dotted line is the layer's real size.  Two runs that both sit at width 1
+    draw on top of each other, so each run gets its own marker.
+    """
+    runs = {label: getattr(r, "effective_width", r) for label, r in runs.items()}
+    if not runs or not all(isinstance(r, dict) for r in runs.values()):
+        raise TypeError("width_per_layer: expected {label: recorder or {layer: widths}}")
+    first = next(iter(runs.values()))
+    layers = [k for k in (layers or first) if any(k in r for r in runs.values())]
+    if not layers:
+        raise ValueError("width_per_layer: the runs recorded no effective width (the "
+                         "recorder measures it for Dense layers followed by a Dense layer)")
+    fig = new_figure(figsize=(4.6 * len(layers), 3.6), layout="constrained")
+    markers = "os^vD<>"
+    for j, layer in enumerate(layers):
+        ax = fig.add_subplot(1, len(layers), j + 1)
+        total = None
+        for i, (label, data) in enumerate(runs.items()):
+            if layer not in data:
+                continue
+            steps, widths, n = _width_entry(data[layer], layer)
+            total = n or total
+            ax.plot(steps, widths, "-", marker=markers[i % len(markers)], ms=4,
+                    markevery=max(1, len(steps) // 8), color=f"C{i % 10}", lw=1.5,
+                    label=f"{label}: {int(widths[-1]) if len(widths) else '?'}")
+        if total:
+            ax.axhline(total, color="0.3", ls=":", lw=1)
+            ax.text(ax.get_xlim()[1], total, f" size {total}", va="bottom", ha="right",
+                    fontsize=8, color="0.3")
+        ax.set_yscale("log")
+        ax.set_ylim(0.7, (total or 1) * 2)
+        ax.set_xlabel("step")
+        ax.set_ylabel("distinct units (log scale)")
+        ax.set_title(f"layer {layer}" + (f" ({total} units)" if total else ""), fontsize=10)
+        ax.grid(True, alpha=0.3, which="both")
+        ax.legend(fontsize=8, title="width at the end", title_fontsize=8)
+    return fig
+
+
+def spread_over_seeds(values, xlabel="test accuracy", title=None, ref=None, ref_label=None):
+    """One row per setting, one dot per seed, a bar at the mean.
+
+    values  {label: [one number per seed]}
+    ref     an optional vertical reference line (for example 0.1 = guessing), with ref_label
+    For comparing settings whose single runs are noisy: a reader sees the spread at once.
+    """
+    if not values:
+        raise ValueError("spread_over_seeds: no settings to draw")
+    labels = list(values)
+    fig = new_figure(figsize=(7.5, 0.45 * len(labels) + 1.4), layout="constrained")
+    ax = fig.add_subplot(1, 1, 1)
+    for i, label in enumerate(labels):
+        v = np.asarray(_host(values[label], f"values[{label!r}]"), float).ravel()
+        y = len(labels) - 1 - i
+        ax.plot(v, np.full(v.size, y), "o", color=f"C{i % 10}", alpha=0.7, ms=6,
+                label="one seed" if i == 0 else None)
+        if v.size:
+            ax.plot([v.mean()] * 2, [y - 0.3, y + 0.3], "-", color="k", lw=2,
+                    label="mean" if i == 0 else None)
+    ax.set_yticks(range(len(labels)))
+    ax.set_yticklabels(labels[::-1])
+    ax.set_ylim(-0.7, len(labels) - 0.3)
+    if ref is not None:
+        ax.axvline(ref, color="#c0392b", ls=":", lw=1, label=ref_label)
+    ax.set_xlabel(xlabel)
+    ax.grid(True, axis="x", alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    if title:
+        ax.set_title(title, fontsize=10)
+    return fig
+
+
+def step_losses(losses, ref=None, ref_label=None, title=None, logy=True):
+    """The loss of every step on a log axis (a spike and a plateau both readable).
+
+    losses  {label: [loss per step]} or one list
+    ref     a horizontal reference (for example ln 10, guessing among ten classes)
+    Non-finite losses (a run that diverged) end the line; a red x marks where.
+    """
+    if not isinstance(losses, dict):
+        losses = {"loss": losses}
+    fig = new_figure(figsize=(8.5, 3.6), layout="constrained")
+    ax = fig.add_subplot(1, 1, 1)
+    for i, (label, values) in enumerate(losses.items()):
+        v = np.asarray(_host(values, f"losses[{label!r}]"), float).ravel()
+        steps = np.arange(1, v.size + 1)
+        bad = ~np.isfinite(v)
+        end = int(np.argmax(bad)) if bad.any() else v.size
+        ax.plot(steps[:end], v[:end], "-", color=f"C{i % 10}", lw=1.2, label=label)
+        if bad.any():
+            y = v[:end][-1] if end else 1.0
+            ax.plot([steps[end]], [y], "x", color="#c0392b", ms=10, mew=2,
+                    label=f"{label}: loss not finite at step {end + 1}")
+    if ref is not None:
+        ax.axhline(ref, color="#c0392b", ls=":", lw=1, label=ref_label)
+    if logy:
+        ax.set_yscale("log")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss of the batch" + (" (log scale)" if logy else ""))
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title, fontsize=10)
+    return fig
+
+
+def dead_units_over_steps(runs, layer=None):
+    """How many units of a layer are dead (zero on every sample of the step) over steps.
+
+    runs   {label: recorder} (reads ``rec.layer_stats[layer]["step" | "dead_units"]``) or
+           {label: (steps, counts)}
+    layer  the layer name (default: the first layer the first recorder has stats for)
+    """
+    if not runs:
+        raise ValueError("dead_units_over_steps: no runs to draw")
+    fig = new_figure(figsize=(7.5, 3.6), layout="constrained")
+    ax = fig.add_subplot(1, 1, 1)
+    for i, (label, src) in enumerate(runs.items()):
+        if isinstance(src, tuple):
+            steps, counts = (np.asarray(a, float) for a in src)
+        else:
+            stats = src.layer_stats
+            name = layer if layer is not None else next(
+                k for k, v in stats.items() if "dead_units" in v)
+            if name not in stats:
+                raise KeyError(f"dead_units_over_steps: run {label!r} has no layer {name!r}; "
+                               f"it has {sorted(stats)}")
+            counts = np.asarray(stats[name]["dead_units"], float)
+            steps = np.asarray(stats[name].get("step", np.arange(1, counts.size + 1)), float)
+        ax.plot(steps, counts, "-", marker="os^vD"[i % 5], ms=3,
+                markevery=max(1, len(steps) // 10), color=f"C{i % 10}", lw=1.5,
+                label=f"{label}: {int(counts[-1]) if counts.size else '?'} at the end")
+    ax.set_xlabel("step")
+    ax.set_ylabel("dead units")
+    ax.set_title("units that output 0 on every sample of the step"
+                 + (f" (layer {layer})" if layer is not None else ""), fontsize=10)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    return fig
+
+
+__all__ += ["width_per_layer", "spread_over_seeds", "step_losses", "dead_units_over_steps"]
