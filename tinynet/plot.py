@@ -725,20 +725,24 @@ def width_per_layer(runs, layers=None):
                 continue
             steps, widths, n = _width_entry(data[layer], layer)
             total = n or total
-            ax.plot(steps, widths, "-", marker=markers[i % len(markers)], ms=4,
-                    markevery=max(1, len(steps) // 8), color=f"C{i % 10}", lw=1.5,
-                    label=f"{label}: {int(widths[-1]) if len(widths) else '?'}")
+            # Runs at the same width overlap: staggered markers and dashes keep each visible.
+            every = max(1, len(steps) // 6)
+            ax.plot(steps, widths, ("-", "--", ":", "-.")[i % 4],
+                    marker=markers[i % len(markers)], ms=6 - i % 3,
+                    markevery=(min(i * max(1, every // 3), max(len(steps) - 1, 0)), every),
+                    color=f"C{i % 10}", lw=1.8, label=f"{label}: {int(widths[-1]) if len(widths) else '?'}")
         if total:
             ax.axhline(total, color="0.3", ls=":", lw=1)
-            ax.text(ax.get_xlim()[1], total, f" size {total}", va="bottom", ha="right",
-                    fontsize=8, color="0.3")
+            ax.text(0.02, total * 1.15, f"layer size {total}", va="bottom", ha="left",
+                    fontsize=8, color="0.3", transform=blended_transform_factory(
+                        ax.transAxes, ax.transData))
         ax.set_yscale("log")
-        ax.set_ylim(0.7, (total or 1) * 2)
+        ax.set_ylim(0.7, (total or 1) * 3)
         ax.set_xlabel("step")
         ax.set_ylabel("distinct units (log scale)")
         ax.set_title(f"layer {layer}" + (f" ({total} units)" if total else ""), fontsize=10)
         ax.grid(True, alpha=0.3, which="both")
-        ax.legend(fontsize=8, title="width at the end", title_fontsize=8)
+        ax.legend(fontsize=8, title="width at the end", title_fontsize=8, loc="center right")
     return fig
 
 
@@ -769,7 +773,7 @@ def spread_over_seeds(values, xlabel="test accuracy", title=None, ref=None, ref_
         ax.axvline(ref, color="#c0392b", ls=":", lw=1, label=ref_label)
     ax.set_xlabel(xlabel)
     ax.grid(True, axis="x", alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     if title:
         ax.set_title(title, fontsize=10)
     return fig
