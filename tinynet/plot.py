@@ -807,18 +807,19 @@ def step_losses(losses, ref=None, ref_label=None, title=None, logy=True):
     ax.set_xlabel("step")
     ax.set_ylabel("loss of the batch" + (" (log scale)" if logy else ""))
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))   # never over the data
     if title:
         ax.set_title(title, fontsize=10)
     return fig
 
 
-def dead_units_over_steps(runs, layer=None):
+def dead_units_over_steps(runs, layer=None, title=None):
     """How many units of a layer are dead (zero on every sample of the step) over steps.
 
     runs   {label: recorder} (reads ``rec.layer_stats[layer]["step" | "dead_units"]``) or
            {label: (steps, counts)}
     layer  the layer name (default: the first layer the first recorder has stats for)
+    title  what "dead" was measured on, when the counts are not a recorder's
     """
     if not runs:
         raise ValueError("dead_units_over_steps: no runs to draw")
@@ -841,8 +842,8 @@ def dead_units_over_steps(runs, layer=None):
                 label=f"{label}: {int(counts[-1]) if counts.size else '?'} at the end")
     ax.set_xlabel("step")
     ax.set_ylabel("dead units")
-    ax.set_title("units that output 0 on every sample of the step"
-                 + (f" (layer {layer})" if layer is not None else ""), fontsize=10)
+    ax.set_title(title or ("units never > 0 on any sample recorded so far"
+                           + (f" (layer {layer})" if layer is not None else "")), fontsize=10)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
     return fig

@@ -439,10 +439,45 @@ except tn.GradcheckError as err:
 # * At $z = 0$ exactly, backward uses relu'(0) = 0 and a finite difference sees −1.5; gradcheck
 #   reports the disagreement.
 #
+# ## Exercises
+#
+# 1. Take $L = (a\,b + b)^2$ with $a = 2$, $b = -3$. Which variable is now used twice? Compute
+#    $\partial L/\partial a$ and $\partial L/\partial b$ by hand, path by path, then check with
+#    `backward()`.
+# 2. `tn.gradcheck` the ReLU of a tensor whose entries are all away from 0 (say 0.5 and −1.5), and
+#    then of a tensor with one entry exactly 0. Before you run it: which call fails, and which
+#    entry will the error name?
+#
+# The solutions are collapsed below; click a cell to open it.
+
+# %% [solution]
+# Solution 1: v = a*b + b = -9, dL/dv = 2v = -18. b is used twice (inside a*b and directly):
+#   dL/da = dL/dv * b            = -18 * -3      =  54
+#   dL/db = dL/dv * (a  +  1)    = -18 * (2 + 1) = -54   (path through a*b, plus the direct path)
+ex_a = tn.tensor(2.0, requires_grad=True, dtype="float64")
+ex_b = tn.tensor(-3.0, requires_grad=True, dtype="float64")
+((ex_a * ex_b + ex_b) ** 2).backward()
+print("dL/da =", ex_a.grad.item(), "  dL/db =", ex_b.grad.item())
+
+# %% [solution]
+# Solution 2: away from 0 the ReLU is linear on both sides of every entry, so finite differences
+# agree with backward. At exactly 0 the one-sided slopes are 0 and 1: the finite difference sees
+# a slope between them, backward uses relu'(0) = 0, and gradcheck fails naming element (1,).
+smooth = tn.tensor(np.array([0.5, -1.5]), requires_grad=True, dtype="float64")
+print("away from 0:", tn.gradcheck(lambda t: F.relu(t).sum(), [smooth]))
+at_kink = tn.tensor(np.array([0.5, 0.0]), requires_grad=True, dtype="float64")
+try:
+    tn.gradcheck(lambda t: F.relu(t).sum(), [at_kink])
+    kink_error = None
+except tn.GradcheckError as err:
+    kink_error = err
+    print("at 0:", err)
+
+# %% [markdown]
 # The last cell checks every number this lesson claims, so a change in tinynet that breaks one
 # of them fails the lesson.
 
-# %%
+# %% [check]
 # Section 1: the fork adds its two paths
 assert L_val == 16.0 and dL_da == 16.0 and dL_db == -16.0
 a1 = tn.tensor(a_val, requires_grad=True, dtype="float64")
@@ -479,4 +514,7 @@ assert abs(numeric_kink - (-1.5)) < 1e-4
 
 # Section 6: gradcheck accepts the right derivative and catches the wrong one
 assert cube_error is not None and cube_error.element == (0,)
-print("All of lesson 0's claims hold.")
+# Exercises
+assert ex_a.grad.item() == 54.0 and ex_b.grad.item() == -54.0
+assert kink_error is not None and "element (1,)" in str(kink_error)
+print("Lesson 0: all claims hold.")
