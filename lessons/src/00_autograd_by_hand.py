@@ -468,9 +468,9 @@ print("away from 0:", tn.gradcheck(lambda t: F.relu(t).sum(), [smooth]))
 at_kink = tn.tensor(np.array([0.5, 0.0]), requires_grad=True, dtype="float64")
 try:
     tn.gradcheck(lambda t: F.relu(t).sum(), [at_kink])
-    kink_error = None
+    relu_kink_error = None
 except tn.GradcheckError as err:
-    kink_error = err
+    relu_kink_error = err
     print("at 0:", err)
 
 # %% [markdown]
@@ -516,5 +516,5 @@ assert abs(numeric_kink - (-1.5)) < 1e-4
 assert cube_error is not None and cube_error.element == (0,)
 # Exercises
 assert ex_a.grad.item() == 54.0 and ex_b.grad.item() == -54.0
-assert kink_error is not None and "element (1,)" in str(kink_error)
+assert relu_kink_error is not None and "element (1,)" in str(relu_kink_error)
 print("Lesson 0: all claims hold.")

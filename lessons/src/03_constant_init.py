@@ -179,8 +179,7 @@ for name in trace[0]["grads"]:
 #
 # From then on only $b_3$ learns, and the best a bias can do without looking at the image is
 # the class frequencies. With balanced classes that is $1/10$ each, a loss of $\ln 10$, and an
-# accuracy of 10%. (The loss sits slightly *above* 2.3026 because with lr 0.5 the bias jitters
-# around the optimum from batch to batch.)
+# accuracy of 10%.
 #
 # Is the network dead for good? Gradients reach $W_1$ and $b_1$ only through active units, so
 # those weights can never change again. They are dead on **every** image exactly when $z_1 < 0$
@@ -216,13 +215,8 @@ for f in ones_report.findings:
 #   This one is the subject of the lesson, and it is there from step 1, before anything died.
 #
 # (The `zero_input` finding on `0.weight` is lesson 1's story: rows of always-black border pixels.)
-#
-# Here is the symmetry finding in full:
 
-# %%
-print(ones_report.by_cause("symmetry")[0])
 
-# %% [markdown]
 # %% [markdown]
 # ## 3. Every hidden unit is the same unit, and why
 #

@@ -159,8 +159,10 @@ plot.frozen_map(report)
 plot.update_ratios(report.recorder)
 
 # %% [markdown]
-# The two output-layer parameters are missing from the update-ratio figure for the same reason
-# as in the report: they never moved.
+# In the update-ratio figure the two output-layer parameters have no curve, only a row of crosses
+# labelled "exactly 0 at every step": the optimizer never touched them. The frozen map shows
+# rows (pixels) only, so the dead units, which are *columns* of `0.weight`, do not appear in it;
+# the report and `indices` are where to find them.
 #
 # ## 7. The command line
 #
