@@ -76,3 +76,22 @@ def test_dead_units_over_steps_from_a_recorder_and_from_pairs():
     assert list(lines[1].get_xdata()) == [1, 2]
     with pytest.raises(KeyError, match="no layer"):
         plot.dead_units_over_steps({"x": Rec()}, layer="7")
+
+
+def test_network_gradients_marks_exact_zeros_and_dead_units():
+    grads = {"W1": np.array([[0.5, 0.0], [-1.0, 0.0]]), "b1": np.array([0.25, 0.0]),
+             "W2": np.array([[2.0], [0.0]]), "b2": np.array([1.0])}
+    z, h = np.array([[1.5, -1.0]]), np.array([[1.5, 0.0]])
+    ax = plot.network_gradients(z, h, grads, title="t").get_axes()[0]
+    dashed = [line for line in ax.get_lines() if line.get_linestyle() == "--"]
+    solid = [line for line in ax.get_lines() if line.get_linestyle() == "-"]
+    assert len(dashed) == 3 and len(solid) == 3          # 4 + 2 edges; W1[:, 1] and W2[1] are 0
+    assert all(line.get_color() == "#c0392b" for line in dashed)
+    circles = ax.patches
+    assert len(circles) == 5
+    dead = [c for c in circles if c.get_edgecolor()[:3] != circles[0].get_edgecolor()[:3]]
+    assert len(dead) == 1                                 # h1 has z <= 0
+    labels = {t.get_text() for t in ax.texts}
+    assert "z = -1,  h = 0\nbias grad 0" in labels and "bias grad 1" in labels
+    with pytest.raises(ValueError, match="n_hidden"):
+        plot.network_gradients(np.zeros(3), np.zeros(3), grads)

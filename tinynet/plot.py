@@ -696,7 +696,11 @@ __all__ = ["frozen_map", "filter_grid", "grad_norms", "update_ratios", "activati
 
 
 # --------------------------------------------------------------------------
-# figures the lessons draw: comparisons of several runs (lessons 03, 05, 06)
+# figures the lessons draw: comparisons of several runs (lessons 03, 05, 06),
+# and the hand-drawn small network of lesson 00
+
+from matplotlib.patches import Circle  # noqa: E402  (appended section; the top imports are shared)
+
 
 def width_per_layer(runs, layers=None):
     """Effective width over steps: one panel per layer, one line per run.
@@ -850,3 +854,77 @@ def dead_units_over_steps(runs, layer=None, title=None):
 
 
 __all__ += ["width_per_layer", "spread_over_seeds", "step_losses", "dead_units_over_steps"]
+
+
+def network_gradients(z, h, grads, title=None):
+    """A small Dense network n_in -> n_hidden -> 1 drawn as a graph, every edge labelled with
+    its weight's gradient; exact zeros in red dashes, units with z <= 0 (dead) in red.
+
+    z, h    the hidden pre-activations and activations of ONE sample, shape (n_hidden,) or
+            (1, n_hidden)
+    grads   {"W1": (n_in, n_hidden), "b1": (n_hidden,), "W2": (n_hidden, 1), "b2": (1,)}
+    For lesson-sized networks (up to about 4 inputs and 4 hidden units); labels get crowded
+    beyond that.
+    """
+    gW1 = np.asarray(_host(grads["W1"], "grads['W1']"), float)
+    gb1 = np.ravel(_host(grads["b1"], "grads['b1']")).astype(float)
+    gW2 = np.ravel(_host(grads["W2"], "grads['W2']")).astype(float)
+    gb2 = np.ravel(_host(grads["b2"], "grads['b2']")).astype(float)
+    z = np.ravel(_host(z, "z")).astype(float)
+    h = np.ravel(_host(h, "h")).astype(float)
+    if gW1.ndim != 2 or gW1.shape[1] != z.size or gW2.size != z.size or gb1.size != z.size:
+        raise ValueError(f"network_gradients: expected W1 (n_in, n_hidden), b1 and W2 with "
+                         f"n_hidden entries and z of n_hidden values; got W1 {gW1.shape}, "
+                         f"b1 {gb1.shape}, W2 {gW2.shape}, z {z.shape}")
+    n_in, n_hid = gW1.shape
+    sub = "₀₁₂₃₄₅₆₇₈₉"
+    top = 2.0 * max(n_in, n_hid, 2) / 2
+    ys = lambda n: np.linspace(top, 0, n) if n > 1 else np.array([top / 2])
+    pos = {f"x{sub[i]}": (0.0, y) for i, y in enumerate(ys(n_in))}
+    pos.update({f"h{sub[j]}": (2.2, y) for j, y in enumerate(ys(n_hid))})
+    pos["ŷ"] = (4.4, top / 2)
+    red, ink, r = "#c0392b", "#333333", 0.22
+    fig = new_figure(figsize=(9, 2.3 + 1.15 * max(n_in, n_hid)))
+    ax = fig.add_subplot(1, 1, 1)
+
+    def edge(p, q, g, where):
+        (x0, y0), (x1, y1) = pos[p], pos[q]
+        d = np.hypot(x1 - x0, y1 - y0)
+        ux, uy = (x1 - x0) / d, (y1 - y0) / d
+        zero = g == 0
+        ax.plot([x0 + r * ux, x1 - r * ux], [y0 + r * uy, y1 - r * uy], color=red if zero else ink,
+                ls="--" if zero else "-", lw=2 if zero else 1.3, zorder=1)
+        ax.text(x0 + (x1 - x0) * where, y0 + (y1 - y0) * where, f"{g:g}", ha="center",
+                va="center", fontsize=11, color=red if zero else ink,
+                fontweight="bold" if zero else "normal", zorder=3,
+                bbox=dict(boxstyle="round,pad=0.2", fc="white", ec="none"))
+
+    for i in range(n_in):
+        for j in range(n_hid):              # crossing edges get their label near the input
+            edge(f"x{sub[i]}", f"h{sub[j]}", gW1[i, j], where=0.5 if i == j else 0.25)
+    for j in range(n_hid):
+        edge(f"h{sub[j]}", "ŷ", gW2[j], where=0.5)
+    for name, (px, py) in pos.items():
+        dead = name[0] == "h" and z[sub.index(name[1])] <= 0
+        ax.add_patch(Circle((px, py), r, fc="#fde2e1" if dead else "#e8eef9",
+                            ec=red if dead else "#4a6fa5", lw=2.2 if dead else 1.2, zorder=2))
+        ax.text(px, py, name, ha="center", va="center", fontsize=13, zorder=3)
+    for j in range(n_hid):
+        px, py = pos[f"h{sub[j]}"]
+        below = py < top / 2 or (n_hid == 1)
+        ax.text(px, py + (-0.3 if below else 0.3),
+                f"z = {z[j]:g},  h = {h[j]:g}\nbias grad {gb1[j]:g}", ha="center",
+                va="top" if below else "bottom", fontsize=9.5, color=red if z[j] <= 0 else ink)
+    ax.text(4.4, top / 2 + 0.3, f"bias grad {gb2[0]:g}", ha="center", va="bottom", fontsize=9.5)
+    ax.text(1.1, top + 0.75, "W₁ (numbers: dL/dw)", ha="center", fontsize=10, color="#4a6fa5")
+    ax.text(3.3, top + 0.75, "W₂", ha="center", fontsize=10, color="#4a6fa5")
+    ax.set_xlim(-0.5, 4.9)
+    ax.set_ylim(-0.9, top + 1.0)
+    ax.set_aspect("equal")
+    ax.axis("off")
+    if title:
+        ax.set_title(title, fontsize=11)
+    return fig
+
+
+__all__ += ["network_gradients"]

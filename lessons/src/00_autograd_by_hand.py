@@ -27,7 +27,7 @@ import numpy as np
 import matplotlib.pyplot as plt
 
 import tinynet as tn
-from tinynet import nn
+from tinynet import nn, plot
 import tinynet.nn.functional as F
 
 tn.manual_seed(0)
@@ -205,48 +205,8 @@ print("gradcheck:", tn.gradcheck(net_loss, [params[k] for k in ("W1", "b1", "W2"
 # edges are exactly zero.
 
 # %%
-def draw_221(z, h, grads, title):
-    """The 2-2-1 network; each edge labelled with its weight's gradient (red dashed = 0)."""
-    gW1, gW2 = np.asarray(grads["W1"]), np.ravel(grads["W2"])
-    gb1, gb2 = np.ravel(grads["b1"]), np.ravel(grads["b2"])
-    pos = {"x₀": (0, 2), "x₁": (0, 0), "h₀": (2.2, 2), "h₁": (2.2, 0), "ŷ": (4.4, 1)}
-    red, ink, r = "#c0392b", "#333333", 0.22
-    fig, ax = plt.subplots(figsize=(9, 4.6))
-
-    def edge(p, q, g, where):
-        (x0, y0), (x1, y1) = pos[p], pos[q]
-        d = np.hypot(x1 - x0, y1 - y0)
-        ux, uy = (x1 - x0) / d, (y1 - y0) / d
-        zero = g == 0
-        ax.plot([x0 + r * ux, x1 - r * ux], [y0 + r * uy, y1 - r * uy], color=red if zero else ink,
-                ls="--" if zero else "-", lw=2 if zero else 1.3, zorder=1)
-        ax.text(x0 + (x1 - x0) * where, y0 + (y1 - y0) * where, f"{g:g}", ha="center",
-                va="center", fontsize=11, color=red if zero else ink,
-                fontweight="bold" if zero else "normal", zorder=3,
-                bbox=dict(boxstyle="round,pad=0.2", fc="white", ec="none"))
-
-    for i in range(2):
-        for j in range(2):                  # crossing edges get their label near the input
-            edge(f"x{'₀₁'[i]}", f"h{'₀₁'[j]}", gW1[i, j], where=0.5 if i == j else 0.25)
-        edge(f"h{'₀₁'[i]}", "ŷ", gW2[i], where=0.5)
-    for name, (px, py) in pos.items():
-        dead = name[0] == "h" and z[0, "₀₁".index(name[1])] <= 0
-        ax.add_patch(plt.Circle((px, py), r, fc="#fde2e1" if dead else "#e8eef9",
-                                ec=red if dead else "#4a6fa5", lw=2.2 if dead else 1.2, zorder=2))
-        ax.text(px, py, name, ha="center", va="center", fontsize=13, zorder=3)
-    for j, dy, va in ((0, 0.3, "bottom"), (1, -0.3, "top")):
-        px, py = pos[f"h{'₀₁'[j]}"]
-        ax.text(px, py + dy, f"z = {z[0, j]:g},  h = {h[0, j]:g}\nbias grad {gb1[j]:g}",
-                ha="center", va=va, fontsize=9.5, color=red if z[0, j] <= 0 else ink)
-    ax.text(4.4, 1.3, f"bias grad {gb2[0]:g}", ha="center", va="bottom", fontsize=9.5)
-    ax.text(1.1, 2.75, "W₁ (numbers: dL/dw)", ha="center", fontsize=10, color="#4a6fa5")
-    ax.text(3.3, 2.75, "W₂", ha="center", fontsize=10, color="#4a6fa5")
-    ax.set_xlim(-0.5, 4.9); ax.set_ylim(-0.9, 3.0); ax.set_aspect("equal"); ax.axis("off")
-    ax.set_title(title, fontsize=11)
-    return fig
-
-draw_221(z, h, hand, "Gradient of every weight (red dashed: exactly 0)\n"
-         "hidden unit h₁ has z < 0, so relu'(z) = 0 cuts it off");
+plot.network_gradients(z, h, hand, "Gradient of every weight (red dashed: exactly 0)\n"
+                       "hidden unit h₁ has z < 0, so relu'(z) = 0 cuts it off")
 
 # %% [markdown]
 # A slice through the loss shows the same thing geometrically. On the left we move the bias of

@@ -515,7 +515,7 @@ print("He init -> tiny_update:", [f.param for f in report_he.by_cause("tiny_upda
 #
 # 1. Take one **SGD** step (lr 1e-3) on the std-1 network instead of an Adam step. SGD's step
 #    *is* proportional to the gradient. How far does the first conv's largest weight move, with
-#    gradients in the hundreds?
+#    gradients in the hundreds or thousands?
 # 2. Replace the std-1 initialization by `init.normal(0.0, 0.01)` (biases 0) and keep Adam.
 #    Predict the first conv's update ratio at step 1 before you run it.
 #

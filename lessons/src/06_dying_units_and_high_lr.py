@@ -57,10 +57,10 @@ def mlp(kernel_init=init.he_normal, bias_init=init.zeros):
                          nn.Dense(64, 10, kernel_init=kernel_init))
 
 
-def dead_units(model):
+def dead_units(model, probe=x_probe):
     """Hidden units of both layers whose output is 0 on every probe image."""
     with tn.no_grad():
-        h1 = model[1](model[0](x_probe))
+        h1 = model[1](model[0](probe))
         h2 = model[3](model[2](h1))
     return int((h1.numpy().max(axis=0) <= 0).sum() + (h2.numpy().max(axis=0) <= 0).sum())
 
@@ -68,27 +68,32 @@ def dead_units(model):
 class DeadCount:
     """fit callback: dead_units(model) at step 0 and every `every` steps."""
 
-    def __init__(self, model, every=10):
-        self.model, self.every, self.steps, self.dead = model, every, [0], [dead_units(model)]
+    def __init__(self, model, probe=x_probe, every=10):
+        self.model, self.probe, self.every = model, probe, every
+        self.steps, self.dead = [0], [dead_units(model, probe)]
 
     def on_batch_end(self, state):
         if state.step % self.every == 0:
             self.steps.append(state.step)
-            self.dead.append(dead_units(self.model))
+            self.dead.append(dead_units(self.model, self.probe))
 
 
-def run(lr, seed, bias_init=init.zeros, kernel_init=init.he_normal, record=False):
+EMBEDDED = (x_train, y_train, x_test, y_test, x_probe)
+
+
+def run(lr, seed, bias_init=init.zeros, kernel_init=init.he_normal, record=False, data=EMBEDDED):
     """SGD for STEPS steps; a Recorder watches only when record=True (it costs time)."""
+    x_tr, y_tr, x_te, y_te, probe = data
     tn.manual_seed(seed)
     model = mlp(kernel_init, bias_init)
     opt = optim.SGD(model.parameters(), lr=lr)
-    dead = DeadCount(model)
+    dead = DeadCount(model, probe)
     rec = tn.diagnose.Recorder(model, opt, every=10) if record else None
     fit(model, F.softmax_cross_entropy, opt,
-        DataLoader(x_train, y_train, batch_size=BATCH, shuffle=True, seed=seed),
+        DataLoader(x_tr, y_tr, batch_size=BATCH, shuffle=True, seed=seed),
         epochs=4, max_steps=STEPS, callbacks=[dead] + ([rec] if rec else []), progress=False)
     return {"model": model, "dead": dead, "rec": rec, "opt": opt,
-            "acc": evaluate(model, F.softmax_cross_entropy, (x_test, y_test))["acc"]}
+            "acc": evaluate(model, F.softmax_cross_entropy, (x_te, y_te))["acc"]}
 
 
 LRS = (0.1, 0.6, 1.0)
@@ -255,19 +260,15 @@ print(errors[2.0])
 # ## 6. Real MNIST
 #
 # With the real MNIST test split (`TINYNET_MNIST_DIR`), we repeat section 1 for seed 0, training
-# on its first 6,000 images.
+# on its first 6,000 images and testing on the next 1,000.
 
 # %%
 mnist_runs = None
 if os.environ.get("TINYNET_MNIST_DIR"):
     try:
         x_m, y_m = mnist("test", root=os.environ["TINYNET_MNIST_DIR"], download=False, flatten=True)
-        keep = (x_train, y_train, x_probe)
-        x_train, y_train, x_probe = x_m[:6000], y_m[:6000], tn.tensor(x_m[:1000])
-        x_test_keep, y_test_keep = x_test, y_test
-        x_test, y_test = x_m[6000:7000], y_m[6000:7000]
-        mnist_runs = {lr: run(lr, 0) for lr in (0.1, 1.0)}
-        (x_train, y_train, x_probe), x_test, y_test = keep, x_test_keep, y_test_keep
+        real = (x_m[:6000], y_m[:6000], x_m[6000:7000], y_m[6000:7000], tn.tensor(x_m[:1000]))
+        mnist_runs = {lr: run(lr, 0, data=real) for lr in (0.1, 1.0)}
         for lr, r in mnist_runs.items():
             print(f"real MNIST, lr {lr}: dead units {r['dead'].dead[0]} -> {r['dead'].dead[-1]}, "
                   f"test acc {r['acc']:.3f}")
