@@ -100,9 +100,9 @@ print(f"\nln 10 = {np.log(10):.4f}")
 
 # %%
 steps_loss = np.array(history.batch["loss"])
+print("loss at steps 1-5:", np.round(steps_loss[:5], 4))
 plot.step_losses({"all-ones init, SGD lr 0.5": steps_loss}, ref=np.log(10), ref_label="ln 10 = 2.303",
                  title="All-ones initialization: one enormous step, then ln 10 forever")
-print("loss at steps 1-5:", np.round(steps_loss[:5], 4))
 
 # %% [markdown]
 # ## 2. The first three steps, one by one
