@@ -38,7 +38,9 @@ import matplotlib.pyplot as plt
 import tinynet as tn
 from tinynet import nn, optim, init, plot
 import tinynet.nn.functional as F
-from tinynet.data import digits, DataLoader
+import os
+
+from tinynet.data import digits, mnist, DataLoader, DatasetError
 from tinynet.train import fit, evaluate
 from tinynet.experiments import constant_init_mlp
 
@@ -316,6 +318,38 @@ print("same predicted class for all 500 images:", one_unit_same_pred)
 # They agree up to float32 rounding: the 784-256-30-10 network is a 784-1-1-10 network. One
 # nonlinear unit that sees one projection of the image cannot separate ten classes well.
 #
+# ### The same on real MNIST
+#
+# With the real MNIST test split on this machine (`TINYNET_MNIST_DIR`), we repeat the epoch table
+# on it: the all-ones network trained on its first 8,000 images, tested on the last 2,000. That
+# test set is not balanced, so "guessing" now means the share of whichever class the network
+# predicts for every image.
+
+# %%
+mnist_ones = None
+if os.environ.get("TINYNET_MNIST_DIR"):
+    try:
+        x_m, y_m = mnist("test", root=os.environ["TINYNET_MNIST_DIR"], download=False, flatten=True)
+    except DatasetError as err:
+        x_m = None
+        print("MNIST not usable here:", str(err).splitlines()[0])
+    if x_m is not None:
+        tn.manual_seed(0)
+        mnist_ones = constant_init_mlp(1.0)
+        mnist_hist = fit(mnist_ones, F.softmax_cross_entropy, optim.SGD(mnist_ones.parameters(), lr=LR),
+                         DataLoader(x_m[:8000], y_m[:8000], batch_size=BATCH, shuffle=True, seed=0),
+                         epochs=EPOCHS, val_data=(x_m[8000:], y_m[8000:]), progress=False)
+        print_epochs(mnist_hist)
+        with tn.no_grad():
+            mnist_pred = mnist_ones(tn.tensor(x_m[8000:])).numpy().argmax(axis=1)
+        mnist_share = float(np.mean(y_m[8000:] == mnist_pred[0]))
+        print(f"predicted class for every test image: {sorted(set(mnist_pred.tolist()))}; its share "
+              f"of the test images: {mnist_share:.3f};  distinct units: "
+              f"{distinct_units(mnist_ones, 0)} and {distinct_units(mnist_ones, 2)}")
+else:
+    print("TINYNET_MNIST_DIR is not set: skipping real MNIST.")
+
+# %% [markdown]
 # ## 4. A gentler constant avoids the blow-up, not the tie
 #
 # Is it only the blow-up? With $w = 0.001$, $z_1 \approx 0.1$ and nothing explodes. We train
@@ -585,6 +619,12 @@ assert similarity["constant 0.001 + Dropout 0.2"].mean() > 1.3 * max(
     similarity[n].mean() for n in ("Glorot normal", "He normal"))
 # 6. A seed repeats a run bit for bit.
 assert same_run
+# Real MNIST (where present): the same blow-up, then ln 10 and one class predicted for every image.
+if mnist_ones is not None:
+    assert mnist_hist.epoch["loss"][0] > 1e6
+    assert all(abs(loss - LN10) < 0.01 for loss in mnist_hist.epoch["loss"][1:])
+    assert len(set(mnist_pred.tolist())) == 1 and mnist_hist.epoch["val_acc"][-1] == mnist_share
+    assert distinct_units(mnist_ones, 0) == 1 and distinct_units(mnist_ones, 2) == 1
 # Exercises
 assert np.allclose(W_vec, W_loop, rtol=1e-6, atol=0) and np.all(W_vec[:, 1::2] < 0)
 assert adam_widths == (1, 1)
