@@ -22,9 +22,10 @@ NOTEBOOKS = sorted(LESSONS.glob("[0-9]*.ipynb"))
 # Lessons whose outputs differ between OPENBLAS_NUM_THREADS=1 and =2 (the others
 # print the same digits either way and would only repeat pass 1).
 # Measured by running each lesson at 1 and at 2 threads and comparing every printed
-# line: 00, 02 and 04 print identical text (their conv/small ops do not go through a
-# multi-threaded BLAS GEMM whose summation order changes), 01, 03 and 05 do not.
-# The new lessons 06 and 07 train MLPs through BLAS too.
+# line: 00, 02 and 04 print identical text (their ops do not go through a multi-threaded
+# BLAS GEMM whose summation order changes); 01, 03, 05 and 06 print different losses,
+# accuracies or counts.  07 printed the same numbers (only a timing differed), but its
+# findings rest on Dense training through BLAS and its second pass costs seconds.
 THREAD_SENSITIVE = {"01_zero_pixels", "03_constant_init", "05_initialization_done_right",
                     "06_dying_units_and_high_lr", "07_reading_the_report"}
 BLAS_THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
