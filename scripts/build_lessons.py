@@ -14,6 +14,13 @@ reads (and diffs) like code:
     # %%
     x = 1 + 1
 
+Two more code-cell markers keep long cells out of a student's way:
+
+    # %% [check]       the lesson's assertions: collapsed in Jupyter (and hidden by
+                       Jupyter Book / nbconvert's remove-input), still executed
+    # %% [solution]    a worked solution to an exercise: collapsed until the
+                       student clicks it open, executed in CI like every cell
+
 Lines before the first marker are a header for the source file only (they do
 not reach the notebook).  In code cells, IPython magics are written commented
 out, as jupytext does (``# %matplotlib inline``), so that the source stays
@@ -23,6 +30,7 @@ position, so building twice gives the same bytes and a stale notebook shows
 up as a diff.
 """
 import argparse
+import copy
 import sys
 from pathlib import Path
 
@@ -37,7 +45,11 @@ LANGUAGE_INFO = {"name": "python"}
 
 
 def parse_cells(text):
-    """[(kind, source)] from a ``# %%``-marked Python file; kind is "code" or "markdown"."""
+    """[(kind, source)] from a ``# %%``-marked Python file.
+
+    kind is "code", "markdown", "check" or "solution" (the last two are code cells
+    that the notebook shows collapsed).
+    """
     cells, kind, lines = [], None, []
 
     def close():
@@ -61,11 +73,12 @@ def parse_cells(text):
             rest = stripped[4:].strip()
             if rest in ("", "[code]"):
                 kind = "code"
-            elif rest == "[markdown]":
-                kind = "markdown"
+            elif rest in ("[markdown]", "[check]", "[solution]"):
+                kind = rest[1:-1]
             else:
                 raise ValueError(f"line {number}: unknown cell marker {stripped!r}; use "
-                                 f"'# %%' or '# %% [markdown]'")
+                                 f"'# %%', '# %% [markdown]', '# %% [check]' or "
+                                 f"'# %% [solution]'")
             lines = []
         elif kind is not None:
             lines.append(line)
@@ -88,6 +101,14 @@ def _uncomment(line):
     raise ValueError(f"a markdown line must start with '# ' (or be '#'), got {line!r}")
 
 
+# Collapsed in Jupyter (source_hidden) and dropped from rendered pages (remove-input);
+# the tag names the role so tests and tools can find these cells.
+HIDDEN = {
+    "check": {"jupyter": {"source_hidden": True}, "tags": ["check", "remove-input"]},
+    "solution": {"jupyter": {"source_hidden": True}, "tags": ["solution", "remove-input"]},
+}
+
+
 def build_notebook(source_path):
     """The notebook (nbformat NotebookNode) for one source file."""
     import nbformat
@@ -95,8 +116,13 @@ def build_notebook(source_path):
 
     cells = []
     for i, (kind, body) in enumerate(parse_cells(Path(source_path).read_text(encoding="utf-8"))):
-        make = v4.new_markdown_cell if kind == "markdown" else v4.new_code_cell
-        cells.append(make(body, id=f"cell-{i:03d}"))
+        if kind == "markdown":
+            cells.append(v4.new_markdown_cell(body, id=f"cell-{i:03d}"))
+        else:
+            cell = v4.new_code_cell(body, id=f"cell-{i:03d}")
+            if kind in HIDDEN:
+                cell.metadata.update(copy.deepcopy(HIDDEN[kind]))
+            cells.append(cell)
     nb = v4.new_notebook(cells=cells, metadata={"kernelspec": dict(KERNELSPEC),
                                                 "language_info": dict(LANGUAGE_INFO)})
     nbformat.validate(nb)

@@ -57,3 +57,19 @@ def test_parse_cells_markers_and_magics():
         build.parse_cells("# %% [markdown]\nnot a comment\n")
     with pytest.raises(ValueError, match="unknown cell marker"):
         build.parse_cells("# %% [raw]\n")
+
+
+def test_check_and_solution_cells_are_collapsed_code_cells(tmp_path):
+    pytest.importorskip("nbformat")
+    build = _builder()
+    src = tmp_path / "99_x.py"
+    src.write_text("# %% [markdown]\n# # T\n\n# %%\nx = 1\n\n# %% [solution]\ny = x + 1\n\n"
+                   "# %% [check]\nassert y == 2\nprint('all claims hold')\n", encoding="utf-8")
+    assert [k for k, _ in build.parse_cells(src.read_text())] == ["markdown", "code", "solution",
+                                                                   "check"]
+    cells = build.build_notebook(src).cells
+    assert "jupyter" not in cells[1].metadata and "tags" not in cells[1].metadata
+    for cell, role in ((cells[2], "solution"), (cells[3], "check")):
+        assert cell.cell_type == "code"
+        assert cell.metadata["jupyter"]["source_hidden"] is True
+        assert role in cell.metadata["tags"] and "remove-input" in cell.metadata["tags"]

@@ -896,3 +896,238 @@ def save(fig, path, dpi=110):
 __all__ = ["frozen_map", "filter_grid", "grad_norms", "update_ratios", "activation_histograms",
            "effective_width", "weight_rows", "training_curves", "save", "new_figure",
            "InlineFigure", "FROZEN_CAUSES"]
+
+
+# --------------------------------------------------------------------------
+# figures the lessons draw: comparisons of several runs (lessons 03, 05, 06),
+# and the hand-drawn small network of lesson 00
+
+from matplotlib.patches import Circle  # noqa: E402  (appended section; the top imports are shared)
+
+
+def width_per_layer(runs, layers=None):
+    """Effective width over steps: one panel per layer, one line per run.
+
+    runs    {label: recorder} or {label: {layer: {"step": [...], "width": [...], "units": n}}}
+    layers  which layers to draw (default: every layer of the first run)
+    The y axis is logarithmic so that a width of 1 and a full width of hundreds are both
+    visible; the dotted line is the layer's real size.  Two runs that both sit at width 1
+    draw on top of each other, so each run gets its own marker.
+    """
+    runs = {label: getattr(r, "effective_width", r) for label, r in runs.items()}
+    if not runs or not all(isinstance(r, dict) for r in runs.values()):
+        raise TypeError("width_per_layer: expected {label: recorder or {layer: widths}}")
+    first = next(iter(runs.values()))
+    layers = [k for k in (layers or first) if any(k in r for r in runs.values())]
+    if not layers:
+        raise ValueError("width_per_layer: the runs recorded no effective width (the "
+                         "recorder measures it for Dense layers followed by a Dense layer)")
+    fig = new_figure(figsize=(4.6 * len(layers), 3.6), layout="constrained")
+    markers = "os^vD<>"
+    for j, layer in enumerate(layers):
+        ax = fig.add_subplot(1, len(layers), j + 1)
+        total = None
+        for i, (label, data) in enumerate(runs.items()):
+            if layer not in data:
+                continue
+            steps, widths, n = _width_entry(data[layer], layer)
+            total = n or total
+            # Runs at the same width overlap: staggered markers and dashes keep each visible.
+            every = max(1, len(steps) // 6)
+            ax.plot(steps, widths, ("-", "--", ":", "-.")[i % 4],
+                    marker=markers[i % len(markers)], ms=6 - i % 3,
+                    markevery=(min(i * max(1, every // 3), max(len(steps) - 1, 0)), every),
+                    color=f"C{i % 10}", lw=1.8, label=f"{label}: {int(widths[-1]) if len(widths) else '?'}")
+        if total:
+            ax.axhline(total, color="0.3", ls=":", lw=1)
+            ax.text(0.02, total * 1.15, f"layer size {total}", va="bottom", ha="left",
+                    fontsize=8, color="0.3", transform=blended_transform_factory(
+                        ax.transAxes, ax.transData))
+        ax.set_yscale("log")
+        ax.set_ylim(0.7, (total or 1) * 3)
+        ax.set_xlabel("step")
+        ax.set_ylabel("distinct units (log scale)")
+        ax.set_title(f"layer {layer}" + (f" ({total} units)" if total else ""), fontsize=10)
+        ax.grid(True, alpha=0.3, which="both")
+        ax.legend(fontsize=8, title="width at the end", title_fontsize=8, loc="center right")
+    return fig
+
+
+def spread_over_seeds(values, xlabel="test accuracy", title=None, ref=None, ref_label=None):
+    """One row per setting, one dot per seed, a bar at the mean.
+
+    values  {label: [one number per seed]}
+    ref     an optional vertical reference line (for example 0.1 = guessing), with ref_label
+    For comparing settings whose single runs are noisy: a reader sees the spread at once.
+    """
+    if not values:
+        raise ValueError("spread_over_seeds: no settings to draw")
+    labels = list(values)
+    fig = new_figure(figsize=(7.5, 0.45 * len(labels) + 1.4), layout="constrained")
+    ax = fig.add_subplot(1, 1, 1)
+    for i, label in enumerate(labels):
+        v = np.asarray(_host(values[label], f"values[{label!r}]"), float).ravel()
+        y = len(labels) - 1 - i
+        ax.plot(v, np.full(v.size, y), "o", color=f"C{i % 10}", alpha=0.7, ms=6,
+                label="one seed" if i == 0 else None)
+        if v.size:
+            ax.plot([v.mean()] * 2, [y - 0.3, y + 0.3], "-", color="k", lw=2,
+                    label="mean" if i == 0 else None)
+    ax.set_yticks(range(len(labels)))
+    ax.set_yticklabels(labels[::-1])
+    ax.set_ylim(-0.7, len(labels) - 0.3)
+    if ref is not None:
+        ax.axvline(ref, color="#c0392b", ls=":", lw=1, label=ref_label)
+    ax.set_xlabel(xlabel)
+    ax.grid(True, axis="x", alpha=0.3)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    if title:
+        ax.set_title(title, fontsize=10)
+    return fig
+
+
+def step_losses(losses, ref=None, ref_label=None, title=None, logy=True):
+    """The loss of every step on a log axis (a spike and a plateau both readable).
+
+    losses  {label: [loss per step]} or one list
+    ref     a horizontal reference (for example ln 10, guessing among ten classes)
+    Non-finite losses (a run that diverged) end the line; a red x marks where.
+    """
+    if not isinstance(losses, dict):
+        losses = {"loss": losses}
+    fig = new_figure(figsize=(8.5, 3.6), layout="constrained")
+    ax = fig.add_subplot(1, 1, 1)
+    for i, (label, values) in enumerate(losses.items()):
+        v = np.asarray(_host(values, f"losses[{label!r}]"), float).ravel()
+        steps = np.arange(1, v.size + 1)
+        bad = ~np.isfinite(v)
+        end = int(np.argmax(bad)) if bad.any() else v.size
+        ax.plot(steps[:end], v[:end], "-", color=f"C{i % 10}", lw=1.2, label=label)
+        if bad.any():
+            y = v[:end][-1] if end else 1.0
+            ax.plot([steps[end]], [y], "x", color="#c0392b", ms=10, mew=2,
+                    label=f"{label}: loss not finite at step {end + 1}")
+    if ref is not None:
+        ax.axhline(ref, color="#c0392b", ls=":", lw=1, label=ref_label)
+    if logy:
+        ax.set_yscale("log")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss of the batch" + (" (log scale)" if logy else ""))
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))   # never over the data
+    if title:
+        ax.set_title(title, fontsize=10)
+    return fig
+
+
+def dead_units_over_steps(runs, layer=None, title=None):
+    """How many units of a layer are dead (zero on every sample of the step) over steps.
+
+    runs   {label: recorder} (reads ``rec.layer_stats[layer]["step" | "dead_units"]``) or
+           {label: (steps, counts)}
+    layer  the layer name (default: the first layer the first recorder has stats for)
+    title  what "dead" was measured on, when the counts are not a recorder's
+    """
+    if not runs:
+        raise ValueError("dead_units_over_steps: no runs to draw")
+    fig = new_figure(figsize=(7.5, 3.6), layout="constrained")
+    ax = fig.add_subplot(1, 1, 1)
+    for i, (label, src) in enumerate(runs.items()):
+        if isinstance(src, tuple):
+            steps, counts = (np.asarray(a, float) for a in src)
+        else:
+            stats = src.layer_stats
+            name = layer if layer is not None else next(
+                k for k, v in stats.items() if "dead_units" in v)
+            if name not in stats:
+                raise KeyError(f"dead_units_over_steps: run {label!r} has no layer {name!r}; "
+                               f"it has {sorted(stats)}")
+            counts = np.asarray(stats[name]["dead_units"], float)
+            steps = np.asarray(stats[name].get("step", np.arange(1, counts.size + 1)), float)
+        ax.plot(steps, counts, "-", marker="os^vD"[i % 5], ms=3,
+                markevery=max(1, len(steps) // 10), color=f"C{i % 10}", lw=1.5,
+                label=f"{label}: {int(counts[-1]) if counts.size else '?'} at the end")
+    ax.set_xlabel("step")
+    ax.set_ylabel("dead units")
+    ax.set_title(title or ("units never > 0 on any sample recorded so far"
+                           + (f" (layer {layer})" if layer is not None else "")), fontsize=10)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    return fig
+
+
+__all__ += ["width_per_layer", "spread_over_seeds", "step_losses", "dead_units_over_steps"]
+
+
+def network_gradients(z, h, grads, title=None):
+    """A small Dense network n_in -> n_hidden -> 1 drawn as a graph, every edge labelled with
+    its weight's gradient; exact zeros in red dashes, units with z <= 0 (dead) in red.
+
+    z, h    the hidden pre-activations and activations of ONE sample, shape (n_hidden,) or
+            (1, n_hidden)
+    grads   {"W1": (n_in, n_hidden), "b1": (n_hidden,), "W2": (n_hidden, 1), "b2": (1,)}
+    For lesson-sized networks (up to about 4 inputs and 4 hidden units); labels get crowded
+    beyond that.
+    """
+    gW1 = np.asarray(_host(grads["W1"], "grads['W1']"), float)
+    gb1 = np.ravel(_host(grads["b1"], "grads['b1']")).astype(float)
+    gW2 = np.ravel(_host(grads["W2"], "grads['W2']")).astype(float)
+    gb2 = np.ravel(_host(grads["b2"], "grads['b2']")).astype(float)
+    z = np.ravel(_host(z, "z")).astype(float)
+    h = np.ravel(_host(h, "h")).astype(float)
+    if gW1.ndim != 2 or gW1.shape[1] != z.size or gW2.size != z.size or gb1.size != z.size:
+        raise ValueError(f"network_gradients: expected W1 (n_in, n_hidden), b1 and W2 with "
+                         f"n_hidden entries and z of n_hidden values; got W1 {gW1.shape}, "
+                         f"b1 {gb1.shape}, W2 {gW2.shape}, z {z.shape}")
+    n_in, n_hid = gW1.shape
+    sub = "₀₁₂₃₄₅₆₇₈₉"
+    top = 2.0 * max(n_in, n_hid, 2) / 2
+    ys = lambda n: np.linspace(top, 0, n) if n > 1 else np.array([top / 2])
+    pos = {f"x{sub[i]}": (0.0, y) for i, y in enumerate(ys(n_in))}
+    pos.update({f"h{sub[j]}": (2.2, y) for j, y in enumerate(ys(n_hid))})
+    pos["ŷ"] = (4.4, top / 2)
+    red, ink, r = "#c0392b", "#333333", 0.22
+    fig = new_figure(figsize=(9, 2.3 + 1.15 * max(n_in, n_hid)))
+    ax = fig.add_subplot(1, 1, 1)
+
+    def edge(p, q, g, where):
+        (x0, y0), (x1, y1) = pos[p], pos[q]
+        d = np.hypot(x1 - x0, y1 - y0)
+        ux, uy = (x1 - x0) / d, (y1 - y0) / d
+        zero = g == 0
+        ax.plot([x0 + r * ux, x1 - r * ux], [y0 + r * uy, y1 - r * uy], color=red if zero else ink,
+                ls="--" if zero else "-", lw=2 if zero else 1.3, zorder=1)
+        ax.text(x0 + (x1 - x0) * where, y0 + (y1 - y0) * where, f"{g:g}", ha="center",
+                va="center", fontsize=11, color=red if zero else ink,
+                fontweight="bold" if zero else "normal", zorder=3,
+                bbox=dict(boxstyle="round,pad=0.2", fc="white", ec="none"))
+
+    for i in range(n_in):
+        for j in range(n_hid):              # crossing edges get their label near the input
+            edge(f"x{sub[i]}", f"h{sub[j]}", gW1[i, j], where=0.5 if i == j else 0.25)
+    for j in range(n_hid):
+        edge(f"h{sub[j]}", "ŷ", gW2[j], where=0.5)
+    for name, (px, py) in pos.items():
+        dead = name[0] == "h" and z[sub.index(name[1])] <= 0
+        ax.add_patch(Circle((px, py), r, fc="#fde2e1" if dead else "#e8eef9",
+                            ec=red if dead else "#4a6fa5", lw=2.2 if dead else 1.2, zorder=2))
+        ax.text(px, py, name, ha="center", va="center", fontsize=13, zorder=3)
+    for j in range(n_hid):
+        px, py = pos[f"h{sub[j]}"]
+        below = py < top / 2 or (n_hid == 1)
+        ax.text(px, py + (-0.3 if below else 0.3),
+                f"z = {z[j]:g},  h = {h[j]:g}\nbias grad {gb1[j]:g}", ha="center",
+                va="top" if below else "bottom", fontsize=9.5, color=red if z[j] <= 0 else ink)
+    ax.text(4.4, top / 2 + 0.3, f"bias grad {gb2[0]:g}", ha="center", va="bottom", fontsize=9.5)
+    ax.text(1.1, top + 0.75, "W₁ (numbers: dL/dw)", ha="center", fontsize=10, color="#4a6fa5")
+    ax.text(3.3, top + 0.75, "W₂", ha="center", fontsize=10, color="#4a6fa5")
+    ax.set_xlim(-0.5, 4.9)
+    ax.set_ylim(-0.9, top + 1.0)
+    ax.set_aspect("equal")
+    ax.axis("off")
+    if title:
+        ax.set_title(title, fontsize=11)
+    return fig
+
+
+__all__ += ["network_gradients"]

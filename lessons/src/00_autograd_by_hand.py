@@ -27,7 +27,7 @@ import numpy as np
 import matplotlib.pyplot as plt
 
 import tinynet as tn
-from tinynet import nn
+from tinynet import nn, plot
 import tinynet.nn.functional as F
 
 tn.manual_seed(0)
@@ -205,48 +205,8 @@ print("gradcheck:", tn.gradcheck(net_loss, [params[k] for k in ("W1", "b1", "W2"
 # edges are exactly zero.
 
 # %%
-def draw_221(z, h, grads, title):
-    """The 2-2-1 network; each edge labelled with its weight's gradient (red dashed = 0)."""
-    gW1, gW2 = np.asarray(grads["W1"]), np.ravel(grads["W2"])
-    gb1, gb2 = np.ravel(grads["b1"]), np.ravel(grads["b2"])
-    pos = {"x₀": (0, 2), "x₁": (0, 0), "h₀": (2.2, 2), "h₁": (2.2, 0), "ŷ": (4.4, 1)}
-    red, ink, r = "#c0392b", "#333333", 0.22
-    fig, ax = plt.subplots(figsize=(9, 4.6))
-
-    def edge(p, q, g, where):
-        (x0, y0), (x1, y1) = pos[p], pos[q]
-        d = np.hypot(x1 - x0, y1 - y0)
-        ux, uy = (x1 - x0) / d, (y1 - y0) / d
-        zero = g == 0
-        ax.plot([x0 + r * ux, x1 - r * ux], [y0 + r * uy, y1 - r * uy], color=red if zero else ink,
-                ls="--" if zero else "-", lw=2 if zero else 1.3, zorder=1)
-        ax.text(x0 + (x1 - x0) * where, y0 + (y1 - y0) * where, f"{g:g}", ha="center",
-                va="center", fontsize=11, color=red if zero else ink,
-                fontweight="bold" if zero else "normal", zorder=3,
-                bbox=dict(boxstyle="round,pad=0.2", fc="white", ec="none"))
-
-    for i in range(2):
-        for j in range(2):                  # crossing edges get their label near the input
-            edge(f"x{'₀₁'[i]}", f"h{'₀₁'[j]}", gW1[i, j], where=0.5 if i == j else 0.25)
-        edge(f"h{'₀₁'[i]}", "ŷ", gW2[i], where=0.5)
-    for name, (px, py) in pos.items():
-        dead = name[0] == "h" and z[0, "₀₁".index(name[1])] <= 0
-        ax.add_patch(plt.Circle((px, py), r, fc="#fde2e1" if dead else "#e8eef9",
-                                ec=red if dead else "#4a6fa5", lw=2.2 if dead else 1.2, zorder=2))
-        ax.text(px, py, name, ha="center", va="center", fontsize=13, zorder=3)
-    for j, dy, va in ((0, 0.3, "bottom"), (1, -0.3, "top")):
-        px, py = pos[f"h{'₀₁'[j]}"]
-        ax.text(px, py + dy, f"z = {z[0, j]:g},  h = {h[0, j]:g}\nbias grad {gb1[j]:g}",
-                ha="center", va=va, fontsize=9.5, color=red if z[0, j] <= 0 else ink)
-    ax.text(4.4, 1.3, f"bias grad {gb2[0]:g}", ha="center", va="bottom", fontsize=9.5)
-    ax.text(1.1, 2.75, "W₁ (numbers: dL/dw)", ha="center", fontsize=10, color="#4a6fa5")
-    ax.text(3.3, 2.75, "W₂", ha="center", fontsize=10, color="#4a6fa5")
-    ax.set_xlim(-0.5, 4.9); ax.set_ylim(-0.9, 3.0); ax.set_aspect("equal"); ax.axis("off")
-    ax.set_title(title, fontsize=11)
-    return fig
-
-draw_221(z, h, hand, "Gradient of every weight (red dashed: exactly 0)\n"
-         "hidden unit h₁ has z < 0, so relu'(z) = 0 cuts it off");
+plot.network_gradients(z, h, hand, "Gradient of every weight (red dashed: exactly 0)\n"
+                       "hidden unit h₁ has z < 0, so relu'(z) = 0 cuts it off")
 
 # %% [markdown]
 # A slice through the loss shows the same thing geometrically. On the left we move the bias of
@@ -439,10 +399,45 @@ except tn.GradcheckError as err:
 # * At $z = 0$ exactly, backward uses relu'(0) = 0 and a finite difference sees −1.5; gradcheck
 #   reports the disagreement.
 #
+# ## Exercises
+#
+# 1. Take $L = (a\,b + b)^2$ with $a = 2$, $b = -3$. Which variable is now used twice? Compute
+#    $\partial L/\partial a$ and $\partial L/\partial b$ by hand, path by path, then check with
+#    `backward()`.
+# 2. `tn.gradcheck` the ReLU of a tensor whose entries are all away from 0 (say 0.5 and −1.5), and
+#    then of a tensor with one entry exactly 0. Before you run it: which call fails, and which
+#    entry will the error name?
+#
+# The solutions are collapsed below; click a cell to open it.
+
+# %% [solution]
+# Solution 1: v = a*b + b = -9, dL/dv = 2v = -18. b is used twice (inside a*b and directly):
+#   dL/da = dL/dv * b            = -18 * -3      =  54
+#   dL/db = dL/dv * (a  +  1)    = -18 * (2 + 1) = -54   (path through a*b, plus the direct path)
+ex_a = tn.tensor(2.0, requires_grad=True, dtype="float64")
+ex_b = tn.tensor(-3.0, requires_grad=True, dtype="float64")
+((ex_a * ex_b + ex_b) ** 2).backward()
+print("dL/da =", ex_a.grad.item(), "  dL/db =", ex_b.grad.item())
+
+# %% [solution]
+# Solution 2: away from 0 the ReLU is linear on both sides of every entry, so finite differences
+# agree with backward. At exactly 0 the one-sided slopes are 0 and 1: the finite difference sees
+# a slope between them, backward uses relu'(0) = 0, and gradcheck fails naming element (1,).
+smooth = tn.tensor(np.array([0.5, -1.5]), requires_grad=True, dtype="float64")
+print("away from 0:", tn.gradcheck(lambda t: F.relu(t).sum(), [smooth]))
+at_kink = tn.tensor(np.array([0.5, 0.0]), requires_grad=True, dtype="float64")
+try:
+    tn.gradcheck(lambda t: F.relu(t).sum(), [at_kink])
+    relu_kink_error = None
+except tn.GradcheckError as err:
+    relu_kink_error = err
+    print("at 0:", err)
+
+# %% [markdown]
 # The last cell checks every number this lesson claims, so a change in tinynet that breaks one
 # of them fails the lesson.
 
-# %%
+# %% [check]
 # Section 1: the fork adds its two paths
 assert L_val == 16.0 and dL_da == 16.0 and dL_db == -16.0
 a1 = tn.tensor(a_val, requires_grad=True, dtype="float64")
@@ -479,4 +474,7 @@ assert abs(numeric_kink - (-1.5)) < 1e-4
 
 # Section 6: gradcheck accepts the right derivative and catches the wrong one
 assert cube_error is not None and cube_error.element == (0,)
-print("All of lesson 0's claims hold.")
+# Exercises
+assert ex_a.grad.item() == 54.0 and ex_b.grad.item() == -54.0
+assert relu_kink_error is not None and "element (1,)" in str(relu_kink_error)
+print("Lesson 0: all claims hold.")

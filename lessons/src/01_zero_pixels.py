@@ -78,8 +78,12 @@ fig.tight_layout()
 
 # %% [markdown]
 # The sixth panel shows how often each pixel has any ink at all, and the red pixels have none
-# in any of the 10,000 images. The outer frame is never drawn on, and neither are the corners
-# of the central area.
+# in any of the 10,000 images. In tinynet's embedded digits the whole outer frame (108 pixels)
+# is never drawn on, and neither are the corners of the central area. That is a property of
+# these generated digits, not a law: in real MNIST some strokes reach the frame. On the 10,000
+# images of the real MNIST test split, 116 pixels are 0 in every image, and only 78 of the 108
+# frame pixels are among them (measured with `tinynet.data.mnist("test")`; section 7 repeats the
+# experiment there when the files are present).
 #
 # How many pixels are "always 0" depends on how many images you look at. A pixel drops out of
 # the set as soon as one image has a speck of ink there:
@@ -365,8 +369,10 @@ else:
 # %% [markdown]
 # On the MNIST test split, 116 of the 784 pixels are 0 in all 10,000 images, and after one
 # epoch exactly those 116 rows are untouched. Row 0, the top-left corner, is one of them, just as
-# the learner saw. The learner trained on the 60,000 training images, and more images leave
-# fewer pixels black, as the curve in section 1 showed.
+# the learner saw. The learner trained on the 60,000 *training* images. Those are not on this
+# machine, so we cannot count their always-black pixels here. More images can only shrink the
+# set (a pixel leaves it at its first speck of ink, as the curve in section 1 shows), so expect
+# fewer than 116 there, and row 0 among them: it is still the corner the learner printed.
 #
 # ## 8. What to do about it
 #
@@ -464,15 +470,55 @@ print(f"correlation between a border row's move and the bias's move: {corr_with_
 # * A pixel that is black in **every** training image gives a row that never moves, with any
 #   optimizer without weight decay, and for as long as you train. The frozen map equals the map
 #   of always-black pixels exactly.
+# * How many pixels are always black depends on the data and on how many images you look at:
+#   the whole frame and more in 10,000 embedded digits (the count printed in section 1), 116 in
+#   the 10,000 real MNIST test images, whose frame is only partly black.
 # * The rest of the layer learns normally. "Row 0 did not change" is true and harmless: row 0 is
 #   the top-left corner.
 # * This is not a vanishing gradient. $\delta$ is an ordinary gradient; the input is 0.
 # * Nothing needs fixing. Crop the border if you want a smaller model. Normalizing makes the rows
 #   move but teaches them nothing.
 #
+# ## Exercises
+#
+# 1. Take a batch of **one** image. Predict how many rows of $dW_1$ are exactly zero for it, then
+#    check with `backward()`.
+# 2. Add weight decay by hand: train one SGD step (lr 0.1) on the loss
+#    $L + \lambda \lVert W_1 \rVert^2$ with $\lambda = 10^{-4}$. Does row 0 move now? By exactly
+#    how much should it move, and in which direction?
+#
+# The solutions are collapsed below; click a cell to open it.
+
+# %% [solution]
+# Solution 1: row i of dW = x^T delta is x_i * delta, zero exactly where pixel i is black
+# (delta is almost never exactly 0 in a whole row).
+tn.manual_seed(0)
+one_model = zero_pixels_mlp()
+one_x, one_y = x_train[:1], y_train[:1]
+F.softmax_cross_entropy(one_model(tn.tensor(one_x)), tn.tensor(one_y)).backward()
+one_zero_rows = int((~(one_model[0].weight.grad.numpy() != 0).any(axis=1)).sum())
+print(f"black pixels in the image: {int((one_x[0] == 0).sum())};  zero rows of dW1: {one_zero_rows}")
+
+# %% [solution]
+# Solution 2: the decay term's gradient is 2*lambda*W, nonzero on every row, so row 0 moves by
+# exactly -lr * 2 * lambda * W[0] (its data gradient is 0): towards 0, by a factor (1 - 2 lr lambda).
+tn.manual_seed(0)
+wd_model = zero_pixels_mlp()
+wd_opt = optim.SGD(wd_model.parameters(), lr=0.1)
+w_row0 = wd_model[0].weight.numpy()[0].copy()
+xb0, yb0 = x_train[:BATCH], y_train[:BATCH]                   # a batch in which pixel 0 is black
+wd_model.eval()                                               # no Dropout: one exact step
+wd_loss = F.softmax_cross_entropy(wd_model(tn.tensor(xb0)), tn.tensor(yb0)) \
+    + 1e-4 * (wd_model[0].weight * wd_model[0].weight).sum()
+wd_opt.zero_grad(); wd_loss.backward(); wd_opt.step()
+row0_move = wd_model[0].weight.numpy()[0] - w_row0
+print("row 0 moved:", bool(np.any(row0_move != 0)), "  largest |move - (-lr*2*lambda*W[0])|:",
+      float(np.abs(row0_move - (-0.1 * 2e-4 * w_row0)).max()))
+
+# %% [markdown]
 # The last cell checks every number this lesson claims.
 
-# %%
+# %% [check]
 # Sections 2-3: row 0 is bit-identical; the rest of both layers moved.
 assert row0_identical and np.array_equal(W1_before[0], W1_after[0])
 assert always_zero[0]                                           # the top-left corner is black
@@ -491,6 +537,8 @@ assert np.abs(delta).max() > 1e-3                                # delta is not 
 assert np.array_equal(frozen_rows, always_zero)
 assert int(frozen_rows.sum()) == n_always_zero and n_always_zero >= 208   # at least the 2-px frame
 assert never_inked[-1] == n_always_zero and never_inked[0] > n_always_zero
+frame = np.zeros((28, 28), bool); frame[[0, -1], :] = True; frame[:, [0, -1]] = True
+assert frame.sum() == 108 and np.all(always_zero[frame.ravel()])   # the embedded frame: all black
 
 # Section 6: explain's zero_input finding, with the exact count and its evidence.
 assert len(zero_input) == 1
@@ -506,6 +554,7 @@ assert np.array_equal(report_frozen_rows, frozen_rows)
 if x_mnist is not None:
     assert len(x_mnist) == 10000 and int(mnist_zero.sum()) == 116
     assert np.array_equal(mnist_frozen, mnist_zero) and mnist_zero[0]
+    assert int(mnist_zero[frame.ravel()].sum()) == 78                # real MNIST: 78 of 108
 
 # Section 8: the frozen rows do not affect any training output; cropping costs nothing;
 # normalizing makes every row move, the border rows all alike and against the bias.
@@ -515,4 +564,7 @@ assert cropped_history.epoch["val_acc"][-1] > history.epoch["val_acc"][-1] - 0.0
 assert norm_frozen_rows == 0
 assert spread_between_rows < 1e-6 < np.abs(border_moves).max()
 assert corr_with_bias < -0.999
-print("All of lesson 1's claims hold.")
+# Exercises
+assert one_zero_rows == int((one_x[0] == 0).sum())
+assert np.any(row0_move != 0) and np.allclose(row0_move, -0.1 * 2e-4 * w_row0, rtol=0, atol=1e-8)
+print("Lesson 1: all claims hold.")

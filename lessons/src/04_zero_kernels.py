@@ -544,20 +544,45 @@ else:
 #   with no ReLU after it, learns at once and unblocks everything within a few steps.
 # * The fix: initialize kernels randomly (Glorot, He). Zero *biases* are fine.
 #
-# ## Try it yourself
+# ## Exercises
 #
-# 1. Give the zero conv a bias of 0.1 instead of 0 (`zero_kernel_cnn` builds it; set
-#    `model[3].bias.data[...] = 0.1`). Predict which parameters move, then check.
-# 2. Replace the output layer's zero weight above by a zero **hidden** Dense weight
-#    (`model[10].weight`). Is that freeze permanent? Why?
-# 3. Run `ten_number_model` with a batch whose classes are exactly balanced. What does the last
-#    bias do?
+# 1. Give the zero conv a bias of 0.1 instead of 0 (`model[3].bias.data[...] = 0.1` on a fresh
+#    `zero_kernel_cnn()`). Predict which parameters move at step 1 and which only at step 2,
+#    then check with `moved_per_step`.
+# 2. Start from the healthy network (`zero_kernel_cnn(zero_layer=None)`) and set the **hidden**
+#    Dense weight `model[10].weight` to zero instead. What moves in three steps? Is the freeze
+#    permanent, and why is this different from the zero *output* layer above?
 #
+# The solutions are collapsed below; click a cell to open it.
+
+# %% [solution]
+# Solution 1: with bias 0.1 the zero conv outputs 0.1 everywhere, relu'(0.1) = 1 passes the
+# gradient, so the zero conv and everything after it move at step 1. Below it, the gradient
+# is K^T delta with K = 0 at step 1, so the first conv waits one step.
+tn.manual_seed(0)
+biased = zero_kernel_cnn()
+biased[3].bias.data[...] = 0.1
+biased_moved = moved_per_step(biased, 2)
+for s, names in enumerate(biased_moved, 1):
+    print(f"bias 0.1, after step {s}: {len(names):2d} of 12 moved: {names}")
+
+# %% [solution]
+# Solution 2: a zero hidden Dense weight makes its pre-activation b = 0 on every image, and
+# relu'(0) = 0 stops the gradient there on every step: only the output bias (fed by nothing)
+# moves. The weights stay 0, so the same holds at the next step: permanent. A zero OUTPUT layer
+# has no ReLU after it, so its own gradient is h^T delta != 0 and it repairs itself.
+tn.manual_seed(0)
+hidden_zero = zero_kernel_cnn(zero_layer=None)
+hidden_zero[10].weight.data[...] = 0.0
+hidden_moved = moved_per_step(hidden_zero, 3)
+for s, names in enumerate(hidden_moved, 1):
+    print(f"zero hidden Dense, after step {s}: moved {names}")
+
 # ## Checks
 #
 # The last cell checks every number this lesson claims.
 
-# %%
+# %% [check]
 # Section 1: exact zeros from the zero conv on; loss ln 10; accuracy = share of class 0
 assert all(np.all(a == 0) for i, _, a in forward0 if i >= 3)
 assert all(np.abs(a).max() > 0 for i, _, a in forward0 if i < 3)
@@ -618,4 +643,8 @@ assert report.moved == ["12.bias"]
 assert all(f.permanent for f in report.findings)
 if real is not None:
     assert real["acc"] == real["majority"], real
-print("All of lesson 4's claims hold.")
+# Exercises
+assert "3.weight" in biased_moved[0] and "12.weight" in biased_moved[0]
+assert "0.weight" not in biased_moved[0] and len(biased_moved[1]) == 12
+assert all(names == ["12.bias"] for names in hidden_moved), hidden_moved
+print("Lesson 4: all claims hold.")

@@ -452,26 +452,118 @@ display(Markdown(table))
 # * all 256 units distinct;
 # * a falling loss.
 #
-# Each failure shows up in exactly one column. The scale failures (too small, too large,
-# zeros) show in the activation std and the gradient ratio. The symmetry failures (zeros,
-# constant) show in the distinct units.
+# Read a row, not a column: most failures show in several columns at once. *zeros* has an
+# activation std of 0, a gradient ratio of 0 **and** one distinct unit. *constant* keeps a
+# normal activation std, yet its gradient ratio is tiny (the backward signal cancels, as in
+# lesson 3) and it has one distinct unit. *too small* and *too large* show in the std, the
+# gradient ratio and the training column. Only the distinct-units column separates the
+# symmetry failures (zeros, constant) from the scale failures.
 #
-# ## Try it yourself
+# ## What `tn.diagnose.explain` says about each
 #
-# 1. Set `DEPTH = 30` and predict, *before running*, the final activation std for Glorot and for
-#    He from the per-layer factors. Then run it.
+# The table above is built from hand-made probes. tinynet's own instrument gives a verdict from
+# a short training run: `tn.diagnose.explain` trains a fresh copy of each network for 40 steps
+# with the same optimizer, records it, and names the root cause of everything that did not
+# learn. We list each scheme's root causes (`Finding.cause` of the findings with no `root`) and
+# on how many parameters they appear. (*too large* diverges at step 2; lesson 6 shows how to
+# read a diverged run, so we leave it out here.)
+
+# %%
+EXPLAIN_STEPS = 40
+verdicts = {}
+for name in SCHEMES:
+    if name == "too large":
+        continue
+    model = fresh_model(name)
+    opt = optim.SGD(model.parameters(), lr=LR, momentum=0.9)
+    report = tn.diagnose.explain(model, DataLoader(x_train, y_train, batch_size=BATCH,
+                                                   shuffle=True, seed=0),
+                                 loss_fn=F.softmax_cross_entropy, optimizer=opt,
+                                 steps=EXPLAIN_STEPS)
+    roots = [f for f in report.findings if f.root is None]
+    verdicts[name] = {c: sorted({f.param for f in roots if f.cause == c})
+                      for c in sorted({f.cause for f in roots})}
+    print(f"{name:10s} " + ";  ".join(f"{c} on {len(ps)} parameter(s)"
+                                      for c, ps in verdicts[name].items()))
+
+# %% [markdown]
+# Each scheme's characteristic failure is named: **zeros** → `zero_weights` (every weight matrix
+# is 0, so nothing flows), **constant** → `symmetry` (one distinct unit per layer), **too
+# small** → `vanishing_gradient`, **Glorot** → `tiny_update` (its deep layers move by less than
+# 1e-3 of their size per step; it does learn, slowly). **He** has none of these: what is left are
+# `zero_input` (lesson 1's always-black border pixels) and `dead_unit`s: ReLU units that never
+# fired on the samples seen, which Glorot and *too small* have too (lesson 6 is about them).
+#
+# ## Exercises
+#
+# 1. Set the depth to 30 and predict, *before running*, the final activation std for Glorot and
+#    for He from the per-layer factors. Then measure it.
 # 2. Replace `init.he_normal` by `init.he_uniform`. It has the same variance, so what changes?
-# 3. Train with `optim.Adam(model.parameters(), lr=1e-3)` instead of SGD. Adam divides each
-#    step by the gradient's own running size, so a $10^{-9}$ gradient no longer means a
-#    $10^{-11}$ step. Which rows of the table change, and which (symmetry!) cannot?
-# 4. The real MNIST works the same way. If you have it, load it with
-#    `tinynet.data.mnist("test", root=...)` and repeat the probe.
+# 3. Train *too small* with `optim.Adam(model.parameters(), lr=1e-3)` instead of SGD. Adam
+#    divides each step by the gradient's running size, $\sqrt{\hat v}$, **plus**
+#    $\varepsilon = 10^{-8}$. With gradients of $10^{-9}$ or less, how large is the first step,
+#    in units of lr? Does Adam rescue this network? Which problem can Adam never fix (symmetry!)?
+# 4. If you have the real MNIST test split (`TINYNET_MNIST_DIR`), repeat the probe on it.
 #
+# The solutions are collapsed below; click a cell to open it.
+
+# %% [solution]
+# Solution 1: the factor per layer compounds over the 29 hidden layers of a 30-layer network.
+deep_std = {}
+for name in ("Glorot", "He"):
+    s30 = probe(deep_mlp(SCHEMES[name], depth=30), x_probe, y_probe)["act_std"]
+    deep_std[name] = (s30[-1] / s30[0], PREDICTED[name] ** 28)
+    print(f"{name:7s} std(layer 29) / std(layer 1): measured {deep_std[name][0]:.3g}, "
+          f"predicted {deep_std[name][1]:.3g}")
+# Glorot shrinks by about 0.71 per layer, so 28 layers leave ~1e-4 of the signal; He keeps it.
+
+# %% [solution]
+# Solution 2: same variance -> same per-layer factor; only the shape of the distribution changes.
+tn.manual_seed(0)
+uniform_std = probe(deep_mlp(init.he_uniform), x_probe, y_probe)["act_std"]
+print("He uniform, activation std at hidden layers 1, 3, 5, 7, 9:", np.round(uniform_std[::2], 3))
+print("He normal:                                               ", np.round(stats["He"]["act_std"][::2], 3))
+
+# %% [solution]
+# Solution 3: Adam's step is lr * m / (sqrt(v) + eps). With |g| << eps it is about lr * |g| / eps.
+def first_adam_step_over_lr(name):
+    model = fresh_model(name)
+    before = [p.numpy().copy() for p in model.parameters()]
+    opt = optim.Adam(model.parameters(), lr=1e-3)
+    xb, yb = next(iter(DataLoader(x_train, y_train, batch_size=BATCH, shuffle=True, seed=0)))
+    opt.zero_grad(); F.softmax_cross_entropy(model(xb), yb).backward(); opt.step()
+    grads = [float(np.abs(p.grad.numpy()).max()) for p in model.parameters()]
+    steps = [float(np.abs(p.numpy() - b).max()) / 1e-3 for p, b in zip(model.parameters(), before)]
+    return grads[::2], steps[::2]                    # the weights of the 10 Dense layers
+
+
+small_grads, small_steps = first_adam_step_over_lr("too small")
+print("too small, largest |gradient| per layer:", [f"{g:.1e}" for g in small_grads])
+print("first Adam step / lr per layer:         ", [f"{s:.3f}" for s in small_steps])
+print("prediction |g| / (|g| + 1e-8):          ",
+      [f"{g / (g + 1e-8):.3f}" for g in small_grads])
+# The deep layers move by a few hundredths of lr, not by lr: eps dominates sqrt(v). Adam helps the
+# output layer, but it cannot make the forward signal reach it, and no optimizer breaks symmetry.
+
+# %% [solution]
+# Solution 4: the same probe on real MNIST, when the test split is available.
+import os
+from tinynet.data import mnist
+mnist_std = None
+if os.environ.get("TINYNET_MNIST_DIR"):
+    x_m, y_m = mnist("test", root=os.environ["TINYNET_MNIST_DIR"], download=False, flatten=True)
+    mnist_std = {name: probe(fresh_model(name), x_m[:N_PROBE], y_m[:N_PROBE])["act_std"]
+                 for name in ("too small", "He")}
+    for name, a in mnist_std.items():
+        print(f"real MNIST, {name:9s}: std(layer 9) / std(layer 1) = {a[-1] / a[0]:.3g}")
+else:
+    print("TINYNET_MNIST_DIR is not set: no real MNIST here.")
+
 # ## Checks
 #
 # The last cell checks every number this lesson claims.
 
-# %%
+# %% [check]
 act, gz = {k: s["act_std"] for k, s in stats.items()}, {k: s["grad_z"] for k, s in stats.items()}
 
 # The variance argument: measured per-layer factors match the prediction (forward and backward).
@@ -515,4 +607,21 @@ assert runs["constant"]["acc"] < 0.35 and np.mean(runs["constant"]["losses"][-20
 assert runs["too large"]["diverged_at"] is not None and runs["too large"]["diverged_at"] <= 5
 assert stats["too large"]["loss"] > 1e6
 assert verdict("He") == "healthy" and verdict("too small").startswith("vanishing")
-print("All of lesson 5's claims hold.")
+
+# explain's verdicts (Finding.cause of root findings), one characteristic cause per scheme.
+assert set(verdicts["zeros"]) == {"zero_weights"}, verdicts["zeros"]
+assert "symmetry" in verdicts["constant"] and len(verdicts["constant"]["symmetry"]) == DEPTH - 1
+assert "vanishing_gradient" in verdicts["too small"]
+assert "tiny_update" in verdicts["Glorot"] and "vanishing_gradient" not in verdicts["Glorot"]
+assert set(verdicts["He"]) <= {"zero_input", "dead_unit"}, verdicts["He"]
+
+# Exercises: depth 30; He uniform = He normal in scale; Adam's eps-limited step.
+assert deep_std["Glorot"][0] < 1e-3 and 0.3 < deep_std["He"][0] < 3
+assert 0.5 < uniform_std.max() / uniform_std.min() < 3
+assert all(s < 0.2 for s in small_steps[:-1]), small_steps
+for g, st in zip(small_grads[:-1], small_steps[:-1]):
+    assert abs(st - g / (g + 1e-8)) < 0.05 * max(st, 1e-3) + 2e-4, (g, st)
+if mnist_std is not None:
+    assert mnist_std["too small"][-1] / mnist_std["too small"][0] < 1e-6
+    assert mnist_std["He"].max() / mnist_std["He"].min() < 3
+print("Lesson 5: all claims hold.")
