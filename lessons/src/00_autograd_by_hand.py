@@ -265,8 +265,8 @@ print("dL/dW1 with two samples:\n", p2["W1"].grad.numpy(), "  <- column 1 is ali
 #
 # In the graph each box is a whole tensor, so the picture shows a parameter whose gradient is
 # *partly* zero in orange ("50% exactly 0"). The printout below it names the cause for each one:
-# **dead unit** for the first layer's column 1 and bias 1, and **zero input** for row 1 of the
-# second layer's weight.
+# **dead_unit** for the first layer's column 1 and bias 1, and **zero_input** for row 1 of the
+# second layer's weight (the same words `tn.diagnose.explain` uses).
 
 # %%
 model = nn.Sequential(

@@ -212,15 +212,20 @@ for name, pz in trace.zero_params.items():
     print(f"  {name:10s} {pz.zero:6d} of {pz.total:6d} gradient entries exactly 0: {pz.reasons}")
 
 # %% [markdown]
-# Every parameter except `12.bias` gets a gradient of exactly 0. There are three different
-# local reasons, and all three go back to the zero conv:
+# Every parameter except `12.bias` gets a gradient of exactly 0. There are four different
+# local reasons, and all four go back to the zero conv:
 #
-# * **zero input**: `5.weight`, `7.weight`, `10.weight` and `12.weight` see all-zero inputs, so
+# * **zero_input**: `5.weight`, `7.weight`, `10.weight` and `12.weight` see all-zero inputs, so
 #   $dW = x^\top g = 0$ whatever $g$ is;
-# * **relu'(0) = 0 at the unit**: the biases `5.bias`, `7.bias` and `10.bias`, and the zero conv's
-#   own kernel and bias, sit in front of a ReLU whose input is exactly 0;
-# * **no gradient at the unit**: the first conv is reached only through the zero conv, and
+# * **dead_unit**: the biases `5.bias`, `7.bias` and `10.bias` sit in front of a ReLU whose input
+#   is exactly 0, so relu'(0) = 0 decides (`pz.flat_units` lists those units);
+# * **zero_weights**: the zero conv's own kernel and bias. With all-zero weights and bias its
+#   output is exactly 0 everywhere, the ReLU after it has relu'(0) = 0, and so no gradient comes
+#   back to the very layer that caused it all; the report calls this root cause `zero_weights`;
+# * **blocked_downstream**: the first conv is reached only through the zero conv, and
 #   nothing arrives there.
+#
+# The names in the printout are the same words `tn.diagnose.explain` uses in its report.
 #
 # ## 4. What relu'(0) = 0 has to do with it
 #
@@ -604,11 +609,14 @@ assert fz.root == "3.weight"
 assert set(fz.cut_off) == set(before) - {"12.weight", "12.bias"}
 assert set(trace.zero_params) == set(before) - {"12.bias"}
 for n in ("5.weight", "7.weight", "10.weight", "12.weight"):
-    assert trace.zero_params[n].reasons == {"zero input": trace.zero_params[n].total}, n
-for n in ("3.weight", "3.bias", "5.bias", "7.bias", "10.bias"):
-    assert trace.zero_params[n].reasons == {"relu'(0) = 0 at the unit": trace.zero_params[n].total}, n
+    assert trace.zero_params[n].reasons == {"zero_input": trace.zero_params[n].total}, n
+for n in ("3.weight", "3.bias"):
+    assert trace.zero_params[n].reasons == {"zero_weights": trace.zero_params[n].total}, n
+for n in ("5.bias", "7.bias", "10.bias"):
+    pz = trace.zero_params[n]
+    assert pz.reasons == {"dead_unit": pz.total} and len(pz.flat_units) == pz.total, n
 for n in ("0.weight", "0.bias"):
-    assert trace.zero_params[n].reasons == {"no gradient at the unit": trace.zero_params[n].total}, n
+    assert trace.zero_params[n].reasons == {"blocked_downstream": trace.zero_params[n].total}, n
 assert 0.1 < trace.node("11:ReLU").grad_norm < 0.3                # |g| ~ 0.18 arrives at ReLU 11
 
 # Section 4: with relu'(0) = 1 the zero conv and the biases after it get a gradient; all move by step 2
