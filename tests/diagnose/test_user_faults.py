@@ -134,6 +134,30 @@ def test_deep_tiny_init_mlp_prints_and_names_updates_below_float_resolution():
     assert (fixed[0].weight.numpy() != before["0.weight"]).mean() > 0.99
 
 
+def test_a_few_entries_below_resolution_in_a_healthy_layer_are_not_blamed_on_the_init():
+    # He init, SGD: a handful of first-layer weights read pixels that are rarely nonzero, so
+    # their own lr*|g| stays under the float spacing while the rest of the layer learns.
+    # The report must not tell a He-initialised network to "use He init".
+    from tinynet.data import DataLoader, digits
+    x, y = digits(1000, flatten=True)
+    tn.manual_seed(0)
+    model = mlp([784, 64, 64, 64, 10], kernel_init=init.he_normal)
+    before = snapshot(model)
+    make = lambda m: optim.SGD(m.parameters(), lr=0.005, momentum=0.9)      # noqa: E731
+    report = explain(model, DataLoader(x, y, batch_size=64, shuffle=True, seed=0),
+                     optimizer=make(model), steps=20)
+    below = report.by_cause("below_resolution")
+    assert below, "the planted case no longer produces rounded-away entries"
+    for f in below:
+        after = dict(model.named_parameters())[f.param].numpy()
+        moved = after != before[f.param]
+        assert not moved[f.mask].any()                    # truth: those entries never changed
+        assert moved.mean() > 0.5                          # truth: the rest of the layer learns
+        assert f.entries <= 0.01 * f.total and f.evidence["scattered"]
+        assert f.fix.startswith("Nothing needs fixing") and "he_normal" not in f.fix
+        assert "scattered" in " ".join(str(f).split())
+
+
 def test_slow_findings_print_when_a_median_was_not_measured():
     for cause in ("vanishing_gradient", "tiny_update"):
         f = Finding(param="0.weight", cause=cause, entries=4, total=4, permanent=False,

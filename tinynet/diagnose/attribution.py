@@ -186,9 +186,12 @@ class _Attribution:
                 continue
             spacing = np.spacing(np.abs(w[lost]))
             um = np.abs(u[lost])
+            scattered = below_resolution.is_scattered(int(lost.sum()), p.size,
+                                                      int(p.frozen.sum()))
             self.add(Finding(param=name, cause="below_resolution", entries=int(lost.sum()),
                              total=p.size, permanent=False, mask=lost, layer=p.layer,
-                             fix=below_resolution.fix(), evidence={
+                             fix=below_resolution.fix(scattered), evidence={
+                                 "scattered": scattered,
                                  "optimizer": kind, "update_max": float(um.max()),
                                  "spacing_min": float(spacing.min()),
                                  "update_over_spacing_max": float((um / spacing).max()),
