@@ -13,6 +13,7 @@ from tinynet.gradcheck import GradcheckError, gradcheck
 from tinynet.random import manual_seed
 from tinynet.tensor import Function, Tensor, enable_grad, is_grad_enabled, no_grad, tensor
 from tinynet import ops
+from tinynet.ops._parallel import get_num_threads, set_num_threads
 
 __version__ = "0.1.0"
 
@@ -33,4 +34,4 @@ def __dir__():
 
 __all__ = ["Tensor", "Function", "tensor", "no_grad", "enable_grad", "is_grad_enabled",
            "manual_seed", "gradcheck", "GradcheckError", "DeviceError", "cuda_available",
-           "ops", "__version__"]
+           "ops", "set_num_threads", "get_num_threads", "__version__"]

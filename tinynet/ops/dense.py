@@ -18,6 +18,7 @@ per step, which is what the MLP benchmark against PyTorch measures.
 import numpy as np
 
 from tinynet.backend import DeviceError
+from tinynet.ops._parallel import gemm, split_along, run_blocks
 from tinynet.tensor import Function, as_tensor
 
 
@@ -26,15 +27,15 @@ class Dense(Function):
 
     def forward(self, x, w, b=None):
         self.x, self.w = x, w
-        y = x @ w
+        y = gemm(x, w)                     # x @ w, split over fixed blocks (ops/_parallel.py)
         if b is not None:
             y += b                         # y is fresh: add in place, no temporary
         return y
 
     def backward(self, g):
         x_in, w_in = self.inputs[0], self.inputs[1]
-        dx = g @ self.w.T if x_in.requires_grad else None
-        dw = self.x.T @ g if w_in.requires_grad else None
+        dx = gemm(g, self.w.T) if x_in.requires_grad else None          # g @ Wᵀ
+        dw = gemm(self.x.T, g) if w_in.requires_grad else None          # xᵀ @ g
         if len(self.inputs) == 3:
             db = g.sum(axis=0) if self.inputs[2].requires_grad else None
             return dx, dw, db
