@@ -83,7 +83,7 @@ WORKLOADS = {
                     flatten=False, steps=20, warmup=5, unit="ms/step"),
 }
 RECORDER_ON = ("seed000", "seed001")
-TARGETS = {"seed000": 1.0, "seed001": 1.3, "seed003": 1.3}
+TARGETS = {"seed000": 1.0, "seed001": 1.2, "seed003": 1.3}
 RECORDER_TARGET = 10.0          # percent of step time
 POOL = 4                        # distinct random batches cycled through
 
@@ -666,6 +666,7 @@ def main(argv=None):
         print(msg, file=sys.stderr, flush=True)
 
     tn = import_tinynet()
+    tn.set_num_threads(args.threads)        # tinynet's own pool (its BLAS runs 1 thread per block)
     if args.standin:
         tn.backend.use_strict_standin()
     if args.device == "cuda" and not tn.cuda_available():
