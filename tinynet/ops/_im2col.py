@@ -10,28 +10,19 @@ from collections import OrderedDict
 
 import numpy as np
 
+from tinynet import _checks
 from tinynet.backend import array_module
 from tinynet.ops._parallel import run_blocks, block_bounds
 
 
 # --------------------------------------------------------------------------
-# argument normalization
+# geometry (arguments arrive validated: see tinynet/_checks.py)
 # --------------------------------------------------------------------------
 def _pair(value, what, op="conv2d"):
-    """An int or a pair of ints -> a pair of positive ints."""
-    pair = (value, value) if isinstance(value, (int, np.integer)) else tuple(value)
-    if len(pair) != 2 or not all(isinstance(v, (int, np.integer)) and v >= 1 for v in pair):
-        raise ValueError(f"{op}: {what} must be a positive int or a pair of positive ints, "
-                         f"got {value!r}")
-    return int(pair[0]), int(pair[1])
+    return _checks.pair(op, what, value)
 
 
-def _quad(pad):
-    """Padding as int, (PH, PW) or (PT, PB, PL, PR) -> (PT, PB, PL, PR)."""
-    if isinstance(pad, (int, np.integer)):
-        return (int(pad),) * 4
-    pad = tuple(int(p) for p in pad)
-    return (pad[0], pad[0], pad[1], pad[1]) if len(pad) == 2 else pad
+_quad = _checks.quad
 
 
 def conv_output_size(H, W, KH, KW, stride=1, pad=0):
@@ -48,13 +39,7 @@ def same_padding(H, W, KH, KW, stride=1):
     total puts the extra row (column) at the bottom (right).  For an odd
     kernel and stride 1 that is K // 2 on every side.
     """
-    SH, SW = _pair(stride, "stride")
-    pads = []
-    for size, k, s in ((H, KH, SH), (W, KW, SW)):
-        out = -(-size // s)
-        total = max((out - 1) * s + k - size, 0)
-        pads += [total // 2, total - total // 2]
-    return tuple(pads)
+    return _checks.conv_padding("conv2d", "same", H, W, KH, KW, _pair(stride, "stride"))
 
 
 # --------------------------------------------------------------------------

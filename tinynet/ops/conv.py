@@ -59,6 +59,7 @@ readable twin of this op is ``conv2d_simple`` in ops/simple.py.
 """
 import numpy as np
 
+from tinynet import _checks
 from tinynet.backend import array_module
 from tinynet.ops._im2col import (Workspace, _carve, _pad_batch_last, _pair, _quad,  # noqa: F401
                                  col2im, conv_output_size, im2col, im2col_rows, same_padding,
@@ -216,28 +217,7 @@ class Conv2D(Function):
 # the wrapper: argument checks with messages a student can act on
 # --------------------------------------------------------------------------
 def _conv_padding(padding, H, W, KH, KW, stride):
-    if isinstance(padding, str):
-        mode = padding.lower()
-        if mode == "valid":
-            return (0, 0, 0, 0)
-        if mode == "same":
-            return same_padding(H, W, KH, KW, stride)
-        raise ValueError(f"conv2d: padding must be an int, a pair (PH, PW), 'same' or "
-                         f"'valid', got {padding!r}")
-    ok = isinstance(padding, (int, np.integer)) or (
-        isinstance(padding, (tuple, list)) and len(padding) in (2, 4)
-        and all(isinstance(p, (int, np.integer)) for p in padding))
-    if not ok:
-        raise ValueError(f"conv2d: padding must be an int, a pair (PH, PW), "
-                         f"(top, bottom, left, right), 'same' or 'valid', got {padding!r}")
-    pad = _quad(padding)
-    if min(pad) < 0:
-        raise ValueError(f"conv2d: padding must not be negative, got {padding!r}")
-    return pad
-
-
-def _is_float(dtype):
-    return np.issubdtype(np.dtype(dtype), np.floating)
+    return _checks.conv_padding("conv2d", padding, H, W, KH, KW, stride)
 
 
 def conv2d(x, weight, bias=None, stride=1, padding=0):
@@ -281,10 +261,10 @@ def conv2d(x, weight, bias=None, stride=1, padding=0):
             raise ValueError(f"conv2d: bias must have shape (O,) = ({O},), one value per "
                              f"output channel, got shape {bias.shape}")
         operands.append(bias)
-    if not _is_float(weight.dtype):
+    if not _checks.is_float(weight.dtype):
         raise TypeError(f"conv2d: weight has dtype {weight.dtype}; it must be floating "
                         f"point (float32 or float64)")
-    if not _is_float(x.dtype):          # e.g. uint8 pixels: no gradient, cast is exact enough
+    if not _checks.is_float(x.dtype):          # e.g. uint8 pixels: no gradient, cast is exact enough
         x = operands[0] = Tensor(x.data.astype(weight.dtype))
     for name, t in zip(("input", "weight", "bias"), operands):
         if t.dtype != weight.dtype:

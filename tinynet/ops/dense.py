@@ -17,6 +17,7 @@ per step, which is what the MLP benchmark against PyTorch measures.
 """
 import numpy as np
 
+from tinynet import _checks
 from tinynet.backend import DeviceError
 from tinynet.ops._parallel import gemm, split_along, run_blocks
 from tinynet.tensor import Function, as_tensor
@@ -42,10 +43,6 @@ class Dense(Function):
         return dx, dw
 
 
-def _is_float(dtype):
-    return np.issubdtype(np.dtype(dtype), np.floating)
-
-
 def check_dense_operands(where, x, w, b=None):
     """Raise an error prefixed with ``where`` unless x (N, IN), W (IN, OUT), b (OUT,) fit.
 
@@ -68,10 +65,10 @@ def check_dense_operands(where, x, w, b=None):
                               f"{w.device}; move it with .to('{w.device}')")
         if t.dtype != w.dtype:
             hint = ("; integer data must be converted (and scaled) first"
-                    if not _is_float(t.dtype) else "")
+                    if not _checks.is_float(t.dtype) else "")
             raise TypeError(f"{where}: the {name} is {t.dtype} but the weight is {w.dtype}; "
                             f"convert it with .astype('{w.dtype}'){hint}")
-    if not _is_float(w.dtype):
+    if not _checks.is_float(w.dtype):
         raise TypeError(f"{where}: the weight must be float32 or float64, got {w.dtype}")
 
 

@@ -26,17 +26,10 @@ contiguous values per pixel, so the ufuncs stream through memory.
 """
 import numpy as np
 
+from tinynet import _checks
 from tinynet.backend import array_module
 from tinynet.ops._parallel import block_bounds, run_blocks
 from tinynet.tensor import Function, as_tensor
-
-
-def _pair(value, what):
-    pair = (value, value) if isinstance(value, (int, np.integer)) else tuple(value)
-    if len(pair) != 2 or not all(isinstance(v, (int, np.integer)) for v in pair):
-        raise ValueError(f"max_pool2d: {what} must be an int or a pair of ints, "
-                         f"got {value!r}")
-    return int(pair[0]), int(pair[1])
 
 
 def _offset_view(a, kh, kw, stride, out_hw):
@@ -170,19 +163,16 @@ def max_pool2d(x, kernel_size, stride=None, padding=0):
     window goes to its first maximum in row-major order (see MaxPool2D).
     """
     x = as_tensor(x)
-    kernel = _pair(kernel_size, "kernel_size")
-    stride = kernel if stride is None else _pair(stride, "stride")
-    padding = _pair(padding, "padding")
-    if min(kernel) < 1 or min(stride) < 1:
-        raise ValueError(f"max_pool2d: kernel_size and stride must be positive, got "
-                         f"kernel_size={kernel_size!r}, stride={stride!r}")
+    kernel = _checks.pair("max_pool2d", "kernel_size", kernel_size)
+    stride = kernel if stride is None else _checks.pair("max_pool2d", "stride", stride)
+    padding = _checks.pair("max_pool2d", "padding", padding, minimum=0)
     if min(padding) < 0 or padding[0] > kernel[0] // 2 or padding[1] > kernel[1] // 2:
         raise ValueError(f"max_pool2d: padding must be between 0 and half the window "
                          f"(at most {(kernel[0] // 2, kernel[1] // 2)} for a "
                          f"{kernel[0]}x{kernel[1]} window), got {padding!r}")
     if x.ndim != 4:
         raise ValueError(f"max_pool2d: input must be 4-D (N, C, H, W), got shape {x.shape}")
-    if not np.issubdtype(np.dtype(x.dtype), np.floating):
+    if not _checks.is_float(x.dtype):
         raise TypeError(f"max_pool2d: input has dtype {x.dtype}; it must be floating "
                         f"point: convert with .astype('float32')")
     H, W = x.shape[2:]

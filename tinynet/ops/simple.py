@@ -13,9 +13,7 @@ H, W     input height and width     KH, KW  kernel (window) height and width
 SH, SW   stride                     OH, OW  output height and width
 x (N, C, H, W) images in NCHW; a conv weight is (O, C, KH, KW), its bias (O,).
 """
-import numpy as np
-
-from tinynet import ops
+from tinynet import _checks, ops
 from tinynet.backend import array_module
 from tinynet.tensor import Tensor, as_tensor
 
@@ -52,12 +50,12 @@ def conv2d_simple(x, weight, bias=None, stride=1, padding=0):
 
         y[n, o, i, j] = b[o] + sum_{kh, kw} sum_c xpad[n, c, i·SH+kh, j·SW+kw] · W[o, c, kh, kw]
     """
-    from tinynet.ops.conv import _conv_padding, _pair
     x, weight = as_tensor(x), as_tensor(weight)
     N, C, H, W = x.shape
     O, _, KH, KW = weight.shape
-    SH, SW = _pair(stride, "stride")
-    top, bottom, left, right = _conv_padding(padding, H, W, KH, KW, (SH, SW))
+    SH, SW = _checks.pair("conv2d_simple", "stride", stride)
+    top, bottom, left, right = _checks.conv_padding("conv2d_simple", padding, H, W, KH, KW,
+                                                    (SH, SW))
     xpad = _pad2d(x, top, bottom, left, right)
     OH = (H + top + bottom - KH) // SH + 1
     OW = (W + left + right - KW) // SW + 1
@@ -84,10 +82,9 @@ def max_pool2d_simple(x, kernel_size, stride=None):
     row-major order.  ``better`` is a constant 0/1 mask; the blend
     y·(1 - better) + w·better is exact and routes the gradient.
     """
-    from tinynet.ops.conv import _pair
     x = as_tensor(x)
-    KH, KW = _pair(kernel_size, "kernel_size", "max_pool2d_simple")
-    SH, SW = (KH, KW) if stride is None else _pair(stride, "stride", "max_pool2d_simple")
+    KH, KW = _checks.pair("max_pool2d_simple", "kernel_size", kernel_size)
+    SH, SW = (KH, KW) if stride is None else _checks.pair("max_pool2d_simple", "stride", stride)
     N, C, H, W = x.shape
     OH, OW = (H - KH) // SH + 1, (W - KW) // SW + 1
     y = None
