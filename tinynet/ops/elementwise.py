@@ -57,11 +57,15 @@ class ReLU(Function):
     def backward(self, g):
         if array_module(g) is not np:
             return (g * self.mask,)
-        dx, mask = np.empty_like(g), self.mask
+        # dx in x's memory order (the mask's), whatever g's: after Flatten's
+        # backward g is batch-first while a conv output is batch-last, and the
+        # conv backward before us reads dx for free only in its own order
+        mask = self.mask
+        dx = np.empty_like(mask, dtype=g.dtype)
 
         def part(s):
             np.multiply(g[s], mask[s], out=dx[s])
-        run_blocks(part, split_along(g))
+        run_blocks(part, split_along(mask))
         return (dx,)
 
 
