@@ -70,6 +70,11 @@ class Conv2D(Module):
         return s
 
     def forward(self, x):
+        return self._forward(x)
+
+    def _forward(self, x, fuse_relu=False):
+        """y = conv2d(x); with ``fuse_relu`` relu(conv2d(x)) as one graph node
+        (used by Sequential where nothing observes the pre-activation)."""
         where = self._where()
         x = _checks.input_tensor(where, x)
         self._check_shape(where, x.shape)
@@ -80,7 +85,7 @@ class Conv2D(Module):
         pad = _checks.conv_padding(where, self.padding, x.shape[2], x.shape[3], KH, KW,
                                    self.stride)
         operands = (x, self.weight) if self.bias is None else (x, self.weight, self.bias)
-        return Conv2DFn(self.stride, pad)(*operands)
+        return Conv2DFn(self.stride, pad, fuse_relu)(*operands)
 
     def _check_shape(self, where, shape):
         c = self.in_channels

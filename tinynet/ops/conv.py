@@ -97,8 +97,13 @@ class Conv2D(Function):
     rebuilds it from x.
     """
 
-    def __init__(self, stride=(1, 1), padding=(0, 0, 0, 0)):
+    #: True: the op is conv2d followed by ReLU (nn.Sequential fuses the pair
+    #: where nothing observes the pre-activation; see nn/containers.py)
+    fuse_relu = False
+
+    def __init__(self, stride=(1, 1), padding=(0, 0, 0, 0), fuse_relu=False):
         self.stride, self.padding = tuple(stride), tuple(padding)
+        self.fuse_relu = fuse_relu
 
     def forward(self, x, w, b=None):
         xp = array_module(x)
@@ -120,20 +125,28 @@ class Conv2D(Function):
                 np.matmul(w2, cols[:, s], out=y2[:, s])
                 if b is not None:
                     y2[:, s] += b[:, None]
+                if self.fuse_relu:                  # while the block is still in cache
+                    np.maximum(y2[:, s], 0, out=y2[:, s])
             run_blocks(part, block_bounds(OH, gemm_blocks(O, K, L)))
         else:
             im2col(x, KH, KW, self.stride, self.padding, batch_last=True, out=cols)
             y2 = xp.matmul(w2, cols)                                    # (O, L)
             if b is not None:
                 y2 += b[:, None]
+            if self.fuse_relu:
+                xp.maximum(y2, 0, out=y2)
         if is_grad_enabled():
             self.cols, self.w, self.x_shape = cols, w, x.shape
+            if self.fuse_relu:
+                self.y2 = y2                        # relu'(pre-activation) = (y > 0)
         else:
             workspace.give_back(cols)
         return y2.reshape(O, OH, OW, N).transpose(3, 0, 1, 2)          # (N, O, OH, OW)
 
     def backward(self, g):
         xp = array_module(g)
+        if self.fuse_relu:
+            g = self._relu_backward(g)
         w, (x_in, w_in) = self.w, self.inputs[:2]
         O, C, KH, KW = w.shape
         PT, PB, PL, PR = self.padding
@@ -159,6 +172,27 @@ class Conv2D(Function):
             return gx, gw
         gb = g2.sum(axis=1) if self.inputs[2].requires_grad else None   # (O,)
         return gx, gw, gb
+
+    def _relu_backward(self, g):
+        """g · (y > 0) for the fused ReLU, as a batch-last (N, O, OH, OW) view.
+
+        y > 0 exactly where the pre-activation is > 0, so this is the ReLU's
+        own backward (relu'(0) = 0), bit for bit.
+        """
+        xp = array_module(g)
+        y2 = self.y2
+        O = y2.shape[0]
+        N, _, OH, OW = g.shape
+        g2 = g.transpose(1, 2, 3, 0).reshape(O, -1)    # (O, L); free when g is batch-last
+        out = xp.empty_like(y2)
+        if xp is np:
+            def part(rows):
+                s = slice(*rows)
+                np.multiply(g2[s], y2[s] > 0, out=out[s])
+            run_blocks(part, block_bounds(O, max(1, min(4, out.size >> 15))))
+        else:
+            xp.multiply(g2, y2 > 0, out=out)
+        return out.reshape(O, OH, OW, N).transpose(3, 0, 1, 2)
 
     def _dx_rows(self, g, spare):
         """dx for SW = 1: a convolution along W, then col2im along H.
