@@ -73,7 +73,7 @@ def _get_pool():
     if _pool is None:
         with _pool_lock:
             if _pool is None:
-                _pool = ThreadPoolExecutor(max_workers=get_num_threads(),
+                _pool = ThreadPoolExecutor(max_workers=max(1, get_num_threads() - 1),
                                            thread_name_prefix="tinynet")
     return _pool
 
@@ -88,10 +88,13 @@ def block_bounds(n, blocks):
 
 
 def run_blocks(fn, parts):
-    """Call ``fn(part)`` for every part; in the pool when it has several threads.
+    """Call ``fn(part)`` for every part; on the pool when it has several threads.
 
-    Each call must write only its own part of the output, so the order in which
-    threads happen to finish changes nothing.  Exceptions propagate.
+    Each call must write only its own part of the output, so which thread
+    runs which part, and in what order they finish, changes nothing.  The
+    calling thread works too (the pool holds n - 1 threads): it and the
+    helpers take the next part from a shared counter until none is left.
+    Exceptions propagate.
     """
     parts = list(parts)
     if threading.current_thread().name.startswith("tinynet"):   # nested: already split
@@ -99,12 +102,32 @@ def run_blocks(fn, parts):
             fn(part)
         return
     with blas_one_thread():
-        if len(parts) <= 1 or get_num_threads() == 1:
+        helpers = min(get_num_threads(), len(parts)) - 1
+        if helpers < 1:
             for part in parts:
                 fn(part)
             return
-        for future in [_get_pool().submit(fn, part) for part in parts]:
-            future.result()
+        queue = iter(parts)
+        lock = threading.Lock()
+
+        def drain():
+            while True:
+                with lock:
+                    part = next(queue, _DONE)
+                if part is _DONE:
+                    return
+                fn(part)
+        futures = [_get_pool().submit(drain) for _ in range(helpers)]
+        try:
+            drain()
+        finally:
+            errors = [f.exception() for f in futures]
+        for error in errors:
+            if error is not None:
+                raise error
+
+
+_DONE = object()
 
 
 # --------------------------------------------------------------------------
