@@ -152,3 +152,26 @@ def test_block_partition_ignores_the_thread_count():
         assert len(parts[0][0]) > 1            # a big product really is split
     finally:
         tn.set_num_threads(before)
+
+
+@pytest.mark.parametrize("shape", [(25, 20000, 32), (64, 300, 2000), (2000, 300, 64)])
+def test_blocked_gemm_gives_the_same_bits_for_any_thread_count(shape):
+    """Each way gemm cuts a product -- by columns, by rows, and along the sum
+    (tiny output, long K: partial products added in block order)."""
+    from tinynet.ops import _parallel
+    import tinynet as tn
+    M, K, N = shape
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((M, K)).astype(np.float32)
+    b = rng.standard_normal((N, K)).astype(np.float32).T        # a transposed operand
+    before = tn.get_num_threads()
+    try:
+        results = []
+        for n in (1, 2, 4):
+            tn.set_num_threads(n)
+            results.append(_parallel.gemm(a, b).tobytes())
+    finally:
+        tn.set_num_threads(before)
+    assert results[0] == results[1] == results[2]
+    np.testing.assert_allclose(np.frombuffer(results[0], np.float32).reshape(M, N),
+                               a.astype(np.float64) @ b, rtol=1e-3, atol=1e-3 * np.sqrt(K))

@@ -206,7 +206,8 @@ def gemm(a, b, out=None):
 
     The product is cut along the longer side of the output -- rows of ``a``
     or columns of ``b`` -- into ``gemm_blocks`` parts, each an independent
-    smaller product (no sum across blocks).  ``out`` (M, N) if given.
+    smaller product (no sum across blocks); a tiny output of a long sum is
+    cut along the sum instead, and the parts are added in a fixed order.  ``out`` (M, N) if given.
     Non-numpy arrays (CuPy) go to their own matmul in one piece.
     """
     import numpy as np
@@ -220,6 +221,22 @@ def gemm(a, b, out=None):
     if blocks == 1:
         with blas_one_thread():
             np.matmul(a, b, out=out)
+        return out
+    if M * N <= 4096 and K >= 16384:
+        # a small output from a long sum (the dW of a first conv layer: M, N
+        # of a few dozen, K = every pixel of the batch): cutting M or N would
+        # read all of a and b once per block, so cut K instead; the partial
+        # products are added in block order, the same for any thread count
+        bounds = block_bounds(K, blocks)
+        partial = np.empty((len(bounds), M, N), dtype=out.dtype)
+
+        def part(i):
+            s = slice(*bounds[i])
+            np.matmul(a[:, s], b[s], out=partial[i])
+        run_blocks(part, range(len(bounds)))
+        out[...] = partial[0]
+        for p in partial[1:]:
+            out += p
         return out
     if N >= M:
         def part(bounds):
