@@ -175,3 +175,34 @@ def test_blocked_gemm_gives_the_same_bits_for_any_thread_count(shape):
     assert results[0] == results[1] == results[2]
     np.testing.assert_allclose(np.frombuffer(results[0], np.float32).reshape(M, N),
                                a.astype(np.float64) @ b, rtol=1e-3, atol=1e-3 * np.sqrt(K))
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_ops_still_run_in_a_forked_child_after_the_pool_started():
+    """A forked child has none of the parent's pool threads; tinynet must not
+    wait for them forever."""
+    import tinynet as tn
+    before = tn.get_num_threads()
+    tn.set_num_threads(2)
+    try:
+        x = tn.tensor(np.ones((64, 32, 8, 8), np.float32))
+        tn.ops.relu(x)                               # starts the pool here
+        pid = os.fork()
+        if pid == 0:                                 # child: must finish, then exit at once
+            ok = float(tn.ops.relu(x).numpy().sum()) == 64 * 32 * 8 * 8
+            os._exit(0 if ok else 1)
+        deadline_ok = False
+        import time
+        for _ in range(300):
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                deadline_ok = True
+                break
+            time.sleep(0.1)
+        if not deadline_ok:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+        assert deadline_ok, "the forked child hung waiting for the parent's pool threads"
+        assert os.waitstatus_to_exitcode(status) == 0
+    finally:
+        tn.set_num_threads(before)

@@ -48,6 +48,16 @@ _pool = None
 _pool_lock = threading.Lock()
 
 
+def _forget_pool_after_fork():
+    # a forked child has none of the parent's threads: a new pool on first use
+    global _pool, _pool_lock, _blas_lock, _blas_depth
+    _pool, _pool_lock, _blas_lock, _blas_depth = None, threading.Lock(), threading.Lock(), 0
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool_after_fork)
+
+
 def get_num_threads():
     """The number of threads tinynet's ops use (results never depend on it)."""
     global _threads
@@ -136,6 +146,7 @@ _DONE = object()
 _blas_libs = None        # threadpoolctl's controllers of the BLAS libraries loaded
 _blas_depth = 0
 _blas_saved = ()
+_blas_lock = threading.Lock()
 
 
 def _blas_controllers():
@@ -151,29 +162,31 @@ def _blas_controllers():
 
 class _BlasOneThread:
     """Re-entrant: only the outermost ``with`` reads, limits and restores, so
-    nesting (an op inside a fused op, a block inside an op) costs a counter."""
+    nesting (an op inside a fused op, a block inside an op) costs a counter.
+    The counter is shared by the user's threads (BLAS's setting is global)."""
 
     def __enter__(self):
         global _blas_depth, _blas_saved
-        if _blas_depth == 0:
-            libs = _blas_controllers()
-            saved = []
-            for lib in libs:
-                n = lib.get_num_threads()
-                saved.append(n)
-                if n != 1:
-                    lib.set_num_threads(1)
-            _blas_saved = saved
-        _blas_depth += 1
+        with _blas_lock:
+            if _blas_depth == 0:
+                saved = []
+                for lib in _blas_controllers():
+                    n = lib.get_num_threads()
+                    saved.append(n)
+                    if n != 1:
+                        lib.set_num_threads(1)
+                _blas_saved = saved
+            _blas_depth += 1
         return self
 
     def __exit__(self, *exc):
         global _blas_depth
-        _blas_depth -= 1
-        if _blas_depth == 0:
-            for lib, n in zip(_blas_libs, _blas_saved):
-                if n != 1:
-                    lib.set_num_threads(n)
+        with _blas_lock:
+            _blas_depth -= 1
+            if _blas_depth == 0:
+                for lib, n in zip(_blas_libs, _blas_saved):
+                    if n != 1:
+                        lib.set_num_threads(n)
         return False
 
 
