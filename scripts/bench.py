@@ -903,7 +903,8 @@ def main(argv=None):
     if floors:
         print("GEMM floor (the step's matrix products alone, numpy BLAS at "
               f"{args.threads} threads) as a share of the step: " + "; ".join(
-                  f"{n} {1e3 * e['gemm_floor_s']:.1f} ms = {e['gemm_floor_s'] / e['tinynet_median_s']:.0%}"
+                  f"{n} {1e3 * e['gemm_floor_s']:.1f} ms = "
+                  f"{e['gemm_floor_s'] / e['tinynet_median_s']:.0%}"
                   f" of tinynet" + (f", {e['gemm_floor_s'] / e['torch_median_s']:.0%} of PyTorch"
                                    if "torch_median_s" in e else "")
                   for n, e in floors) + ".")

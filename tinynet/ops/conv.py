@@ -298,7 +298,7 @@ def conv2d(x, weight, bias=None, stride=1, padding=0):
     if not _checks.is_float(weight.dtype):
         raise TypeError(f"conv2d: weight has dtype {weight.dtype}; it must be floating "
                         f"point (float32 or float64)")
-    if not _checks.is_float(x.dtype):          # e.g. uint8 pixels: no gradient, cast is exact enough
+    if not _checks.is_float(x.dtype):    # e.g. uint8 pixels: no gradient, the cast is exact enough
         x = operands[0] = Tensor(x.data.astype(weight.dtype))
     for name, t in zip(("input", "weight", "bias"), operands):
         if t.dtype != weight.dtype:

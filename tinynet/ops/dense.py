@@ -15,11 +15,9 @@ input feature i (pixel i of a flattened image).  Backward:
 One graph node instead of matmul + add: fewer temporaries and Python calls
 per step, which is what the MLP benchmark against PyTorch measures.
 """
-import numpy as np
-
 from tinynet import _checks
 from tinynet.backend import DeviceError
-from tinynet.ops._parallel import gemm, split_along, run_blocks
+from tinynet.ops._parallel import gemm
 from tinynet.tensor import Function, as_tensor
 
 
