@@ -55,7 +55,11 @@ after forward and after backward; PyTorch: max_memory_allocated).
 
 For a fair CPU measurement leave OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE
 unset in the benchmark's command (they force an older, slower OpenBLAS
-kernel); the header prints the kernel numpy actually runs.
+kernel); the header prints the kernel numpy actually runs.  On a machine
+other processes keep busy, set OMP_WAIT_POLICY=PASSIVE: PyTorch's OpenMP
+threads otherwise spin while waiting and, with more runnable threads than
+cores, a 5 ms PyTorch step was measured at 1.7-2.5 s (9.6 ms with PASSIVE),
+which would flatter tinynet (its pool threads block instead of spinning).
 """
 import argparse
 import json
@@ -769,6 +773,7 @@ def environment(args, threads, torch):
         "torch_threads": torch.get_num_threads() if torch is not None else None,
         "openblas_env": {k: os.environ[k] for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
                          if k in os.environ},
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default"),
         "loadavg_start": _loadavg(),
     }
     return env
@@ -895,7 +900,8 @@ def main(argv=None):
           f"{args.threads} threads for both frameworks; numpy {env['numpy']} with "
           f"{env['blas']}; torch {env['torch'] or 'not used'}.")
     print(f"Medians of {args.reps} interleaved repetitions; load average "
-          f"{_fmt_load(env['loadavg_start'])} at start, {_fmt_load(env['loadavg_end'])} at end.")
+          f"{_fmt_load(env['loadavg_start'])} at start, {_fmt_load(env['loadavg_end'])} at end; "
+          f"OMP_WAIT_POLICY {env['omp_wait_policy']}.")
     print()
     print(markdown_table(rows))
     print()
