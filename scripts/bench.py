@@ -258,22 +258,33 @@ def gemm_shapes(tn, model, shape):
     return shapes
 
 
-def gemm_floor(shapes, reps=5):
-    """Seconds numpy's BLAS (at the benchmark's thread count) needs for just
-    these products on contiguous operands: the floor no im2col framework
-    can go under.  The minimum of ``reps`` (a floor: load from other
-    processes only ever adds time)."""
+def gemm_floor(shapes, threads, reps=5):
+    """Seconds the step's matrix products need at best: numpy's BLAS on one
+    thread, on contiguous operands, divided by ``threads`` (perfect scaling).
+    No im2col framework with this BLAS kernel can go under it.  Measured
+    single-threaded because a multi-threaded OpenBLAS spins while it waits
+    and, on a busy machine, would report its waiting as arithmetic.  The
+    minimum of ``reps`` (a floor: load from other processes only adds time)."""
     import numpy as np
     rng = np.random.default_rng(0)
     ops = [(rng.random((M, K), dtype=np.float32), rng.random((K, N), dtype=np.float32),
             np.empty((M, N), np.float32)) for M, K, N in shapes]
-    times = []
-    for _ in range(reps + 1):
-        t0 = time.perf_counter()
-        for a, b, out in ops:
-            np.matmul(a, b, out=out)
-        times.append(time.perf_counter() - t0)
-    return min(times[1:])
+    try:
+        from threadpoolctl import threadpool_limits
+        limit = threadpool_limits(limits=1, user_api="blas")
+    except ImportError:
+        limit = None
+    try:
+        times = []
+        for _ in range(reps + 1):
+            t0 = time.perf_counter()
+            for a, b, out in ops:
+                np.matmul(a, b, out=out)
+            times.append(time.perf_counter() - t0)
+    finally:
+        if limit is not None:
+            limit.restore_original_limits()
+    return min(times[1:]) / threads
 
 
 # ---- tinynet ----------------------------------------------------------------
@@ -650,11 +661,11 @@ SCALING = [(name, batch, 28) for name in ("seed001", "seed003") for batch in (32
     [(name, WORKLOADS[name]["batch"], 56) for name in ("seed001", "seed003")]
 
 
-def floor_entry(tn, name, batch=None, image=28):
-    """The GEMM floor of one step of a workload (seconds) and its shapes."""
+def floor_entry(tn, name, threads, batch=None, image=28):
+    """The GEMM floor of one step of a workload (seconds)."""
     batch = batch or WORKLOADS[name]["batch"]
     model, _ = build_tinynet(tn, name, 0, image)
-    return gemm_floor(gemm_shapes(tn, model, input_shape(name, batch, image)))
+    return gemm_floor(gemm_shapes(tn, model, input_shape(name, batch, image)), threads)
 
 
 def bench_scaling(args, tn, torch, log):
@@ -674,7 +685,7 @@ def bench_scaling(args, tn, torch, log):
         row = {"workload": name, "batch": batch, "image": image,
                "tinynet_median_s": median(times["tinynet"]),
                "tinynet_spread_s": [min(times["tinynet"]), max(times["tinynet"])],
-               "gemm_floor_s": floor_entry(tn, name, batch, image)}
+               "gemm_floor_s": floor_entry(tn, name, args.threads, batch, image)}
         if "torch" in times:
             row["torch_median_s"] = median(times["torch"])
             row["torch_spread_s"] = [min(times["torch"]), max(times["torch"])]
@@ -880,7 +891,7 @@ def main(argv=None):
     if args.device == "cpu":
         for name, entry in results["workloads"].items():
             if name in WORKLOADS:
-                entry["gemm_floor_s"] = floor_entry(tn, name)
+                entry["gemm_floor_s"] = floor_entry(tn, name, args.threads)
     if args.scaling:
         results["scaling"] = bench_scaling(args, tn, torch, log)
 
@@ -907,8 +918,8 @@ def main(argv=None):
     print()
     floors = [(n, e) for n, e in results["workloads"].items() if "gemm_floor_s" in e]
     if floors:
-        print("GEMM floor (the step's matrix products alone, numpy BLAS at "
-              f"{args.threads} threads) as a share of the step: " + "; ".join(
+        print("GEMM floor (the step's matrix products alone: numpy BLAS on one thread "
+              f"/ {args.threads}) as a share of the step: " + "; ".join(
                   f"{n} {1e3 * e['gemm_floor_s']:.1f} ms = "
                   f"{e['gemm_floor_s'] / e['tinynet_median_s']:.0%}"
                   f" of tinynet" + (f", {e['gemm_floor_s'] / e['torch_median_s']:.0%} of PyTorch"
