@@ -692,7 +692,8 @@ def bench_scaling(args, tn, torch, log):
             row["ratio"] = row["tinynet_median_s"] / row["torch_median_s"]
         log(f"  scaling {name} batch {batch} image {image}: tinynet "
             f"{1e3 * row['tinynet_median_s']:.1f} ms/step"
-            + (f", torch {1e3 * row['torch_median_s']:.1f} ms/step" if "torch" in row else ""))
+            + (f", torch {1e3 * row['torch_median_s']:.1f} ms/step" if "torch_median_s" in row
+               else ""))
         rows.append(row)
         del runs
     return rows
