@@ -55,7 +55,11 @@ after forward and after backward; PyTorch: max_memory_allocated).
 
 For a fair CPU measurement leave OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE
 unset in the benchmark's command (they force an older, slower OpenBLAS
-kernel); the header prints the kernel numpy actually runs.
+kernel); the header prints the kernel numpy actually runs.  On a machine
+other processes keep busy, set OMP_WAIT_POLICY=PASSIVE: PyTorch's OpenMP
+threads otherwise spin while waiting and, with more runnable threads than
+cores, a 5 ms PyTorch step was measured at 1.7-2.5 s (9.6 ms with PASSIVE),
+which would flatter tinynet (its pool threads block instead of spinning).
 """
 import argparse
 import json
@@ -83,7 +87,7 @@ WORKLOADS = {
                     flatten=False, steps=20, warmup=5, unit="ms/step"),
 }
 RECORDER_ON = ("seed000", "seed001")
-TARGETS = {"seed000": 1.0, "seed001": 1.3, "seed003": 1.3}
+TARGETS = {"seed000": 1.0, "seed001": 1.2, "seed003": 1.3}
 RECORDER_TARGET = 10.0          # percent of step time
 POOL = 4                        # distinct random batches cycled through
 
@@ -110,6 +114,9 @@ def parse_args(argv=None):
     p.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     p.add_argument("--no-torch", action="store_true", help="time tinynet only")
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory runs")
+    p.add_argument("--scaling", action="store_true",
+                   help="also time seed001 and seed003 at batch 32, 128, 512 and at image "
+                        "size 56 (slow: minutes)")
     p.add_argument("--profile", action="store_true",
                    help="instead of the table: cProfile tinynet on each workload")
     p.add_argument("--seed", type=int, default=0)
@@ -194,30 +201,113 @@ class Threads:
         return "unknown (install threadpoolctl to see it)"
 
 
+# ---- the models, at any batch size and image size -----------------------------
+def input_shape(name, batch, image=28):
+    return (batch, image * image) if WORKLOADS[name]["flatten"] else (batch, 1, image, image)
+
+
+def build_tinynet(tn, name, seed, image=28):
+    """The workload's model and optimizer from tinynet.experiments.  For an
+    image size other than 28 the first Dense after Flatten gets the matching
+    number of inputs (the rest of the network is unchanged)."""
+    from tinynet import experiments, nn
+    import numpy as np
+    spec = WORKLOADS[name]
+    exp = experiments.EXPERIMENTS[spec["experiment"]]
+    tn.manual_seed(seed)
+    model = exp.build(**spec["build_kwargs"])
+    if image != 28:
+        layers = list(model.children())
+        if spec["flatten"]:
+            first = layers[0]
+            layers[0] = nn.Dense(image * image, first.out_features)
+        else:
+            cut = next(i for i, m in enumerate(layers) if isinstance(m, nn.Flatten))
+            with tn.no_grad():
+                h = tn.tensor(np.zeros((1, 1, image, image), np.float32))
+                for m in layers[:cut + 1]:
+                    h = m(h)
+            dense = layers[cut + 1]
+            layers[cut + 1] = nn.Dense(h.shape[1], dense.out_features)
+        model = nn.Sequential(*layers)
+    return model, exp.optimizer(model.named_parameters())
+
+
+def gemm_shapes(tn, model, shape):
+    """The (M, K, N) matrix products of one training step of ``model`` on a
+    batch of ``shape``, in the im2col formulation: per Conv2D/Dense the
+    forward product, dW, and dx (except for the first layer: the images need
+    no gradient)."""
+    from tinynet import nn
+    import numpy as np
+    shapes, first = [], True
+    with tn.no_grad():
+        h = tn.tensor(np.zeros(shape, np.float32))
+        for m in model.children():
+            out = m(h)
+            if isinstance(m, nn.Conv2D):
+                N, O, OH, OW = out.shape
+                K, L = h.shape[1] * m.weight.shape[2] * m.weight.shape[3], N * OH * OW
+                shapes += [(O, K, L), (K, L, O)] + ([] if first else [(K, O, L)])
+                first = False
+            elif isinstance(m, nn.Dense):
+                (N, IN), OUT = h.shape, out.shape[1]
+                shapes += [(N, IN, OUT), (IN, N, OUT)] + ([] if first else [(N, OUT, IN)])
+                first = False
+            h = out
+    return shapes
+
+
+def gemm_floor(shapes, threads, reps=5):
+    """Seconds the step's matrix products need at best: numpy's BLAS on one
+    thread, on contiguous operands, divided by ``threads`` (perfect scaling).
+    No im2col framework with this BLAS kernel can go under it.  Measured
+    single-threaded because a multi-threaded OpenBLAS spins while it waits
+    and, on a busy machine, would report its waiting as arithmetic.  The
+    minimum of ``reps`` (a floor: load from other processes only adds time)."""
+    import numpy as np
+    rng = np.random.default_rng(0)
+    ops = [(rng.random((M, K), dtype=np.float32), rng.random((K, N), dtype=np.float32),
+            np.empty((M, N), np.float32)) for M, K, N in shapes]
+    try:
+        from threadpoolctl import threadpool_limits
+        limit = threadpool_limits(limits=1, user_api="blas")
+    except ImportError:
+        limit = None
+    try:
+        times = []
+        for _ in range(reps + 1):
+            t0 = time.perf_counter()
+            for a, b, out in ops:
+                np.matmul(a, b, out=out)
+            times.append(time.perf_counter() - t0)
+    finally:
+        if limit is not None:
+            limit.restore_original_limits()
+    return min(times[1:]) / threads
+
+
 # ---- tinynet ----------------------------------------------------------------
 class TinynetRun:
     """One workload in tinynet: model, optimizer, a pool of batches, step()."""
 
     framework = "tinynet"
 
-    def __init__(self, tn, name, device, seed):
-        from tinynet import experiments
+    def __init__(self, tn, name, device, seed, batch=None, image=28):
         import tinynet.nn.functional as F
         import numpy as np
         spec = WORKLOADS[name]
-        exp = experiments.EXPERIMENTS[spec["experiment"]]
-        tn.manual_seed(seed)
+        batch = batch or spec["batch"]
         self.tn, self.F, self.device = tn, F, device
-        self.model = exp.build(**spec["build_kwargs"])
+        self.model, self.opt = build_tinynet(tn, name, seed, image)
         if device != "cpu":
             self.model.to(device)
         self.model.train()
-        self.opt = exp.optimizer(self.model.named_parameters())
         rng = np.random.default_rng(seed)
-        shape = (spec["batch"], 784) if spec["flatten"] else (spec["batch"], 1, 28, 28)
+        self.shape = shape = input_shape(name, batch, image)
         self.batches = [
             (tn.tensor(rng.random(shape, dtype=np.float32), device=device),
-             tn.tensor(rng.integers(0, 10, spec["batch"]), device=device))
+             tn.tensor(rng.integers(0, 10, batch), device=device))
             for _ in range(POOL)]
         self.i = 0
         self.recorder = None
@@ -322,14 +412,11 @@ def torch_optimizer(torch, tn_opt, params):
 class TorchRun:
     framework = "torch"
 
-    def __init__(self, torch, tn, name, device, seed):
-        from tinynet import experiments
+    def __init__(self, torch, tn, name, device, seed, batch=None, image=28):
         import numpy as np
         spec = WORKLOADS[name]
-        exp = experiments.EXPERIMENTS[spec["experiment"]]
-        tn.manual_seed(seed)
-        tn_model = exp.build(**spec["build_kwargs"])      # same initial weights
-        tn_opt = exp.optimizer(tn_model.named_parameters())
+        batch = batch or spec["batch"]
+        tn_model, tn_opt = build_tinynet(tn, name, seed, image)     # same initial weights
         self.torch = torch
         dev = torch.device(device)
         self.model = torch_mirror(torch, tn_model).to(dev)
@@ -338,10 +425,10 @@ class TorchRun:
         self.opt = torch_optimizer(torch, tn_opt, self.model.parameters())
         self.loss_fn = torch.nn.CrossEntropyLoss()
         rng = np.random.default_rng(seed)
-        shape = (spec["batch"], 784) if spec["flatten"] else (spec["batch"], 1, 28, 28)
+        shape = input_shape(name, batch, image)
         self.batches = [
             (torch.from_numpy(rng.random(shape, dtype=np.float32)).to(dev),
-             torch.from_numpy(rng.integers(0, 10, spec["batch"])).to(dev))
+             torch.from_numpy(rng.integers(0, 10, batch)).to(dev))
             for _ in range(POOL)]
         self.i = 0
         self.sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
@@ -568,6 +655,72 @@ def profile(args, tn, names):
 
 
 # --------------------------------------------------------------------------
+# GEMM floor and scaling with batch and image size
+# --------------------------------------------------------------------------
+SCALING = [(name, batch, 28) for name in ("seed001", "seed003") for batch in (32, 128, 512)] + \
+    [(name, WORKLOADS[name]["batch"], 56) for name in ("seed001", "seed003")]
+
+
+def floor_entry(tn, name, threads, batch=None, image=28):
+    """The GEMM floor of one step of a workload (seconds)."""
+    batch = batch or WORKLOADS[name]["batch"]
+    model, _ = build_tinynet(tn, name, 0, image)
+    return gemm_floor(gemm_shapes(tn, model, input_shape(name, batch, image)), threads)
+
+
+def bench_scaling(args, tn, torch, log):
+    """Interleaved timing of seed001/seed003 over SCALING: a list of row dicts."""
+    rows = []
+    for name, batch, image in SCALING:
+        runs = {"tinynet": TinynetRun(tn, name, args.device, args.seed, batch, image)}
+        if torch is not None:
+            runs["torch"] = TorchRun(torch, tn, name, args.device, args.seed, batch, image)
+        for run in runs.values():
+            run.step()
+            run.sync()
+        times = {k: [] for k in runs}
+        for rep in range(args.reps):
+            for key in (list(runs) if rep % 2 == 0 else list(runs)[::-1]):
+                times[key] += time_block(runs[key], 2 if batch >= 512 or image > 28 else 3)
+        row = {"workload": name, "batch": batch, "image": image,
+               "tinynet_median_s": median(times["tinynet"]),
+               "tinynet_spread_s": [min(times["tinynet"]), max(times["tinynet"])],
+               "gemm_floor_s": floor_entry(tn, name, args.threads, batch, image)}
+        if "torch" in times:
+            row["torch_median_s"] = median(times["torch"])
+            row["torch_spread_s"] = [min(times["torch"]), max(times["torch"])]
+            row["ratio"] = row["tinynet_median_s"] / row["torch_median_s"]
+        log(f"  scaling {name} batch {batch} image {image}: tinynet "
+            f"{1e3 * row['tinynet_median_s']:.1f} ms/step"
+            + (f", torch {1e3 * row['torch_median_s']:.1f} ms/step" if "torch_median_s" in row
+               else ""))
+        rows.append(row)
+        del runs
+    return rows
+
+
+def scaling_table(rows):
+    head = ["workload", "batch", "image", "tinynet ms (min–max)", "PyTorch ms (min–max)",
+            "ratio", "GEMM floor ms", "floor / tinynet", "floor / PyTorch"]
+    out = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * len(head)) + "|"]
+    for r in rows:
+        tn_ms = 1e3 * r["tinynet_median_s"]
+        lo, hi = (1e3 * v for v in r["tinynet_spread_s"])
+        cells = [r["workload"], r["batch"], r["image"], f"{tn_ms:.1f} ({lo:.1f}–{hi:.1f})"]
+        if "torch_median_s" in r:
+            pt_ms = 1e3 * r["torch_median_s"]
+            plo, phi = (1e3 * v for v in r["torch_spread_s"])
+            cells += [f"{pt_ms:.1f} ({plo:.1f}–{phi:.1f})", f"{r['ratio']:.2f}"]
+        else:
+            cells += ["—", "—"]
+        floor = 1e3 * r["gemm_floor_s"]
+        cells += [f"{floor:.1f}", f"{floor / tn_ms:.0%}",
+                  f"{floor / pt_ms:.0%}" if "torch_median_s" in r else "—"]
+        out.append("| " + " | ".join(str(c) for c in cells) + " |")
+    return "\n".join(out)
+
+
+# --------------------------------------------------------------------------
 # report
 # --------------------------------------------------------------------------
 def fmt_time(name, sec_per_step):
@@ -632,6 +785,7 @@ def environment(args, threads, torch):
         "torch_threads": torch.get_num_threads() if torch is not None else None,
         "openblas_env": {k: os.environ[k] for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
                          if k in os.environ},
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default"),
         "loadavg_start": _loadavg(),
     }
     return env
@@ -666,8 +820,9 @@ def main(argv=None):
         print(msg, file=sys.stderr, flush=True)
 
     tn = import_tinynet()
+    tn.set_num_threads(args.threads)        # tinynet's own pool (its BLAS runs 1 thread per block)
     if args.standin:
-        tn.backend.use_strict_standin()
+        tn.backend.install_cuda("strict")
     if args.device == "cuda" and not tn.cuda_available():
         print("bench.py: --device cuda needs an NVIDIA GPU with CuPy installed "
               "(pip install 'tinynet[gpu]', i.e. cupy-cuda12x); tinynet.cuda_available() "
@@ -734,6 +889,12 @@ def main(argv=None):
                 "overhead_pct": 100.0 * (with_s / without_s - 1.0)}
     if want_recorder and not rec_ok:
         results["workloads"]["recorder"] = {"skipped": True, "note": rec_note}
+    if args.device == "cpu":
+        for name, entry in results["workloads"].items():
+            if name in WORKLOADS:
+                entry["gemm_floor_s"] = floor_entry(tn, name, args.threads)
+    if args.scaling:
+        results["scaling"] = bench_scaling(args, tn, torch, log)
 
     if not args.no_memory:
         for name in results["workloads"]:
@@ -751,10 +912,33 @@ def main(argv=None):
           f"{args.threads} threads for both frameworks; numpy {env['numpy']} with "
           f"{env['blas']}; torch {env['torch'] or 'not used'}.")
     print(f"Medians of {args.reps} interleaved repetitions; load average "
-          f"{_fmt_load(env['loadavg_start'])} at start, {_fmt_load(env['loadavg_end'])} at end.")
+          f"{_fmt_load(env['loadavg_start'])} at start, {_fmt_load(env['loadavg_end'])} at end; "
+          f"OMP_WAIT_POLICY {env['omp_wait_policy']}.")
     print()
     print(markdown_table(rows))
     print()
+    floors = [(n, e) for n, e in results["workloads"].items() if "gemm_floor_s" in e]
+    if floors:
+        print("GEMM floor (the step's matrix products alone: numpy BLAS on one thread "
+              f"/ {args.threads}) as a share of the step: " + "; ".join(
+                  f"{n} {1e3 * e['gemm_floor_s']:.1f} ms = "
+                  f"{e['gemm_floor_s'] / e['tinynet_median_s']:.0%}"
+                  f" of tinynet" + (f", {e['gemm_floor_s'] / e['torch_median_s']:.0%} of PyTorch"
+                                   if "torch_median_s" in e else "")
+                  for n, e in floors) + ".")
+        for n, e in floors:
+            lo, hi = min(e["tinynet_s_per_step"]), max(e["tinynet_s_per_step"])
+            line = f"{n} spread over all groups: tinynet {fmt_time(n, lo)}–{fmt_time(n, hi)}"
+            if "torch_s_per_step" in e:
+                line += (f", PyTorch {fmt_time(n, min(e['torch_s_per_step']))}–"
+                         f"{fmt_time(n, max(e['torch_s_per_step']))}")
+            print(line)
+    if results.get("scaling"):
+        print()
+        print("Scaling with batch and image size (ms per training step, median and range "
+              "of interleaved groups):")
+        print()
+        print(scaling_table(results["scaling"]))
     if "seed000" in results["workloads"]:
         print("seed000: " + results["workloads"]["seed000"]["note"] + ".")
     what = ("peak resident memory (RSS)" if args.device == "cpu" else

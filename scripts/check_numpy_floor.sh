@@ -28,7 +28,7 @@ assert fnmatch.fnmatch(numpy.__version__, "$NUMPY"), f"numpy {numpy.__version__}
 print(f"numpy floor check with numpy {numpy.__version__}")
 PY
 
-export MPLBACKEND=Agg OPENBLAS_NUM_THREADS=1
+export MPLBACKEND=Agg
 "$VENV/bin/python" -m pytest -q -p no:cacheprovider -n "${JOBS:-2}" -m "not slow and not lesson" \
   tests/test_tensor.py tests/ops tests/nn tests/test_optim.py tests/test_gradcheck.py \
   tests/testing tests/test_init.py tests/test_checkpoint.py tests/data tests/test_train.py \

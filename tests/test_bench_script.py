@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 import tinynet as tn
@@ -72,3 +73,43 @@ def test_cuda_without_a_gpu_fails_with_a_message():
     assert proc.returncode == 2
     assert "--device cuda needs" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def _bench_module():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("tinynet_bench", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_gemm_floor_counts_the_products_of_the_im2col_formulation():
+    """seed001 at batch 128, derived by hand: conv5x5 1->32 same on 28x28
+    (K = 25, L = 128·28·28; no dx for the images), conv5x5 32->64 same on 14x14
+    (K = 800, L = 128·14·14), Dense 3136->1024, Dense 1024->10."""
+    bench = _bench_module()
+    model, _ = bench.build_tinynet(tn, "seed001", 0)
+    shapes = bench.gemm_shapes(tn, model, (128, 1, 28, 28))
+    L1, L2 = 128 * 28 * 28, 128 * 14 * 14
+    assert shapes == [(32, 25, L1), (25, L1, 32),
+                      (64, 800, L2), (800, L2, 64), (800, 64, L2),
+                      (128, 3136, 1024), (3136, 128, 1024), (128, 1024, 3136),
+                      (128, 1024, 10), (1024, 128, 10), (128, 10, 1024)]
+
+
+def test_image_size_56_rebuilds_the_first_dense():
+    bench = _bench_module()
+    model, opt = bench.build_tinynet(tn, "seed003", 0, image=56)
+    x = tn.tensor(np.zeros(bench.input_shape("seed003", 2, 56), np.float32))
+    assert model(x).shape == (2, 10)
+    dense = [m for m in model.children() if type(m).__name__ == "Dense"][0]
+    assert dense.in_features == 28 * 28 * 32        # pool2 halves 56 -> 28, 32 channels
+
+
+@pytest.mark.skipif(tn.cuda_available(), reason="a GPU is present: gpu_check.sh would run")
+def test_gpu_check_without_a_gpu_says_so_in_one_line():
+    proc = subprocess.run(["bash", os.path.join(ROOT, "scripts", "gpu_check.sh")],
+                          capture_output=True, text=True, timeout=120,
+                          env=dict(os.environ, PYTHON=sys.executable))
+    assert proc.returncode == 2
+    assert proc.stderr.strip().count("\n") == 0 and "no usable GPU" in proc.stderr

@@ -238,8 +238,6 @@ def test_retain_graph_twice_is_fine_and_a_change_between_is_refused():
         loss.backward()
 
 
-@pytest.mark.xfail(strict=True, reason="needs tinynet/optim.py to call p.mark_modified() after "
-                   "its in-place update (reported to the optim owner); remove this mark then")
 def test_optimizer_step_between_forward_and_backward_is_refused():
     w = tn.tensor([1.0, 2.0], requires_grad=True)
     opt = optim.SGD([w], lr=0.1)

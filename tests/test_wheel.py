@@ -53,7 +53,6 @@ def _venv_env():
     env = {k: v for k, v in os.environ.items()
            if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "PYTHONSTARTUP")}
     env["MPLBACKEND"] = "Agg"
-    env["OPENBLAS_NUM_THREADS"] = "1"
     env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
     return env
 

@@ -15,6 +15,7 @@ from tinynet.random import manual_seed
 from tinynet.tensor import Function, Tensor, enable_grad, is_grad_enabled, no_grad, tensor
 from tinynet.creation import arange, cat, from_numpy, ones, randn, stack, zeros
 from tinynet import ops
+from tinynet.ops._parallel import get_num_threads, set_num_threads
 
 __version__ = "0.1.0"
 
@@ -35,5 +36,5 @@ def __dir__():
 
 __all__ = ["Tensor", "Function", "tensor", "no_grad", "enable_grad", "is_grad_enabled",
            "manual_seed", "gradcheck", "GradcheckError", "DeviceError", "cuda_available",
-           "ops", "save", "load", "__version__",
+           "ops", "save", "load", "set_num_threads", "get_num_threads", "__version__",
            "zeros", "ones", "randn", "arange", "from_numpy", "cat", "stack"]

@@ -135,11 +135,6 @@ def cuda_available():
         return False
 
 
-def use_strict_standin():
-    """Deprecated spelling of ``install_cuda("strict")`` (scripts/bench.py --standin)."""
-    return install_cuda("strict")
-
-
 # --------------------------------------------------------------------------
 # devices and arrays
 # --------------------------------------------------------------------------

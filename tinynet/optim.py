@@ -44,6 +44,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from tinynet import backend
+from tinynet.ops._parallel import BLOCKS, block_bounds, run_blocks
 from tinynet.tensor import Tensor, enable_grad
 
 __all__ = ["Optimizer", "SGD", "RMSprop", "Adam"]
@@ -164,13 +165,44 @@ class Optimizer:
                 raise ValueError(f"{type(self).__name__}: gradient of {name!r} has shape "
                                  f"{tuple(g.shape)}, the parameter has shape {p.shape}")
             state["step"] = state.get("step", 0) + 1
-            self._update(p.data, g, state, self._tmp_for(p.data))
+            self._update_blocked(p.data, g, state)
+            p.mark_modified()         # a graph that saved p before this step may not backprop
         self.last_skipped = skipped
         self.step_count += 1
         return loss
 
     def _update(self, p, g, state, tmp):
         raise NotImplementedError(f"{type(self).__name__}._update")
+
+    #: parameters smaller than this are updated in one piece
+    _BLOCK_ELEMENTS = 1 << 16
+
+    def _update_blocked(self, p, g, state):
+        """``_update`` over fixed, cache-sized blocks of a large parameter, on
+        tinynet's thread pool.  The update is element-wise, so the blocks
+        give exactly the bits one piece would.  The first update (state not
+        yet created), CuPy arrays and non-contiguous arrays run in one piece."""
+        tmp = self._tmp_for(p)
+        blocked = (type(p) is np.ndarray and p.size >= self._BLOCK_ELEMENTS
+                   and p.flags.c_contiguous and g.flags.c_contiguous
+                   and all(k in state for k in self.state_keys))
+        if not blocked:
+            self._update(p, g, state, tmp)
+            return
+        flat = {k: v.reshape(-1) for k, v in state.items() if k != "step"}
+        tmps = {}
+
+        def part(bounds):
+            s = slice(*bounds)
+            sub = {k: v[s] for k, v in flat.items()}
+            sub["step"] = state["step"]
+            self._update(p.reshape(-1)[s], g.reshape(-1)[s], sub,
+                         lambda k=0: tmps.setdefault(k, tmp(k).reshape(-1))[s])
+        # blocks of ~64 K elements (fits in L2), at least BLOCKS of them
+        n_blocks = max(BLOCKS, p.size // self._BLOCK_ELEMENTS)
+        for k in range(2):      # make the scratch views before the threads share them
+            tmps[k] = tmp(k).reshape(-1)
+        run_blocks(part, block_bounds(p.size, n_blocks))
 
     def _tmp_for(self, p):
         """tmp(k): scratch array k shaped like ``p`` (a view of a reused flat buffer)."""

@@ -373,7 +373,7 @@ def test_integer_images_are_cast_to_the_weight_dtype():
     (dict(padding="full"), r"conv2d: padding must be .*'same' or 'valid', got 'full'"),
     (dict(padding=-1), r"conv2d: padding must not be negative"),
     (dict(padding=(1, 2, 3)), r"conv2d: padding must be"),
-    (dict(stride=0), r"conv2d: stride must be a positive int"),
+    (dict(stride=0), r"conv2d: stride must be an integer >= 1 or a pair of them, got 0"),
     (dict(stride=(1, 2, 3)), r"conv2d: stride must be"),
 ])
 def test_error_bad_stride_or_padding(kwargs, pattern):

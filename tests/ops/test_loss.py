@@ -208,3 +208,23 @@ def test_one_device_read_per_call(strict_device, monkeypatch):
     calls.clear()
     softmax_cross_entropy(z, np.array([0, 1, 2, 0]), on_nonfinite="ignore")
     assert calls == []
+
+
+@pytest.mark.parametrize("rows, bad_row, pattern", [
+    ([[1.0, 0.0, 0.0], [0.5, 0.2, 0.2]], 1, r"label row 1 .* sums to 0\.9 and its smallest entry is 0\.2"),
+    ([[1.5, -0.5, 0.0], [0.0, 1.0, 0.0]], 0, r"label row 0 .* sums to 1 and its smallest entry is -0\.5"),
+    ([[0.0, 0.0, 0.0], [0.0, 1.0, 0.0]], 0, r"label row 0 .* sums to 0 "),
+])
+def test_soft_label_rows_must_be_probability_rows(rows, bad_row, pattern, device):
+    z = tn.tensor(np.zeros((2, 3)), device=device)
+    with pytest.raises(ValueError, match=r"^softmax_cross_entropy: " + pattern):
+        softmax_cross_entropy(z, np.array(rows))
+
+
+def test_probability_rows_within_float32_rounding_pass(device):
+    t = np.random.default_rng(0).random((64, 10)).astype(np.float32)
+    t /= t.sum(axis=1, keepdims=True)
+    z = tn.tensor(np.zeros((64, 10), np.float32), device=device)
+    assert np.isclose(softmax_cross_entropy(z, t).item(), np.log(10), rtol=1e-5)
+    assert np.isclose(softmax_cross_entropy(z, np.eye(10, dtype=bool)[np.arange(64) % 10]).item(),
+                      np.log(10), rtol=1e-5)

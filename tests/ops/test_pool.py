@@ -228,11 +228,11 @@ def _t(shape, dtype=np.float32):
     ((1, 1, 8, 8), dict(kernel_size=2, padding=2), ValueError,
      r"max_pool2d: padding must be between 0 and half the window .*got \(2, 2\)"),
     ((1, 1, 8, 8), dict(kernel_size=2, stride=0), ValueError,
-     r"max_pool2d: kernel_size and stride must be positive"),
+     r"max_pool2d: stride must be an integer >= 1 or a pair of them, got 0"),
     ((1, 1, 8, 8), dict(kernel_size=(2, 2, 2)), ValueError,
-     r"max_pool2d: kernel_size must be an int or a pair of ints"),
+     r"max_pool2d: kernel_size must be an integer >= 1 or a pair of them, got \(2, 2, 2\)"),
     ((1, 1, 8, 8), dict(kernel_size=2, padding=-1), ValueError,
-     r"max_pool2d: padding must be between 0"),
+     r"max_pool2d: padding must be an integer >= 0 or a pair of them, got -1"),
 ])
 def test_errors(shape, kwargs, exc, pattern):
     kwargs.setdefault("kernel_size", 2)

@@ -1,5 +1,5 @@
 """ReLU as a layer.  relu'(0) = 0, as in TensorFlow and PyTorch (see ops.elementwise)."""
-from tinynet.nn import _checks
+from tinynet import _checks
 from tinynet.nn.module import Module
 from tinynet.ops.elementwise import relu
 

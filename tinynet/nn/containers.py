@@ -62,11 +62,35 @@ class Sequential(Module):
         return iter(self._modules.values())
 
     def forward(self, x):
-        for name, layer in self._modules.items():
+        items = list(self._modules.items())
+        i = 0
+        while i < len(items):
+            name, layer = items[i]
             try:
+                if _fusable(layer, items[i + 1][1] if i + 1 < len(items) else None):
+                    x = layer._forward(x, fuse_relu=True)     # Conv2D + ReLU, one node
+                    i += 2
+                    continue
                 x = layer(x)
             except Exception as exc:
                 if hasattr(exc, "add_note"):       # Python >= 3.11
                     exc.add_note(f"(raised in layer ({name}) of the Sequential)")
                 raise
+            i += 1
         return x
+
+
+#: set to False to run every layer on its own (the fused path gives the same bits)
+FUSE = True
+
+
+def _fusable(layer, nxt):
+    """A Conv2D directly followed by a ReLU may run as one op -- the ReLU
+    applied to each block of the conv's output while it is in cache -- but
+    only where nothing can observe the pre-activation between them: plain
+    nn.Conv2D and nn.ReLU (not subclasses) with no forward hooks (the
+    Recorder and trace_step attach hooks, so they always see every layer)."""
+    from tinynet.nn.activation import ReLU
+    from tinynet.nn.conv import Conv2D
+    return (FUSE and type(layer) is Conv2D and type(nxt) is ReLU
+            and not layer._forward_hooks and not nxt._forward_hooks)

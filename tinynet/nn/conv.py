@@ -14,10 +14,11 @@ zero bias.  The computation is ``tinynet.ops.conv.conv2d``.
 import numpy as np
 
 from tinynet import init
-from tinynet.nn import _checks
+from tinynet import _checks
+from tinynet.nn import _repr
 from tinynet.nn.module import Module
 from tinynet.nn.parameter import Parameter
-from tinynet.ops.conv import conv2d
+from tinynet.ops.conv import Conv2D as Conv2DFn
 
 
 class Conv2D(Module):
@@ -61,20 +62,30 @@ class Conv2D(Module):
 
     def _config(self):
         s = (f"{self.in_channels} -> {self.out_channels}, "
-             f"kernel_size={_checks.compact(self.kernel_size)}")
+             f"kernel_size={_repr.compact(self.kernel_size)}")
         if self.stride != (1, 1):
-            s += f", stride={_checks.compact(self.stride)}"
+            s += f", stride={_repr.compact(self.stride)}"
         if self.padding != (0, 0):
-            s += f", padding={_checks.compact(self.padding)!r}"
+            s += f", padding={_repr.compact(self.padding)!r}"
         return s
 
     def forward(self, x):
+        return self._forward(x)
+
+    def _forward(self, x, fuse_relu=False):
+        """y = conv2d(x); with ``fuse_relu`` relu(conv2d(x)) as one graph node
+        (used by Sequential where nothing observes the pre-activation)."""
         where = self._where()
         x = _checks.input_tensor(where, x)
         self._check_shape(where, x.shape)
         _checks.match_weights(where, x, self.weight)
-        return conv2d(x, self.weight, self.bias, stride=_checks.compact(self.stride),
-                      padding=_checks.compact(self.padding))
+        # every check conv2d would make is done above, with this layer's hint:
+        # call the op's Function directly, so none runs twice
+        KH, KW = self.kernel_size
+        pad = _checks.conv_padding(where, self.padding, x.shape[2], x.shape[3], KH, KW,
+                                   self.stride)
+        operands = (x, self.weight) if self.bias is None else (x, self.weight, self.bias)
+        return Conv2DFn(self.stride, pad, fuse_relu)(*operands)
 
     def _check_shape(self, where, shape):
         c = self.in_channels
@@ -108,4 +119,4 @@ class Conv2D(Module):
                     f"fewer pooling layers before this one")
 
     def extra_repr(self):
-        return _checks.layer_repr(self._config(), self)
+        return _repr.layer_repr(self._config(), self)

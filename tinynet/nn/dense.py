@@ -12,7 +12,8 @@ Defaults follow Keras too: a glorot_uniform kernel and a zero bias.
 import numpy as np
 
 from tinynet import init
-from tinynet.nn import _checks
+from tinynet import _checks
+from tinynet.nn import _repr
 from tinynet.nn.module import Module
 from tinynet.nn.parameter import Parameter
 from tinynet.ops.dense import Dense as DenseFn
@@ -77,5 +78,5 @@ class Dense(Module):
         return msg
 
     def extra_repr(self):
-        return _checks.layer_repr(f"{self.in_features} -> {self.out_features}", self)
+        return _repr.layer_repr(f"{self.in_features} -> {self.out_features}", self)
 

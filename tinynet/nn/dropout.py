@@ -1,7 +1,7 @@
 """Dropout as a layer: active in training mode, the identity in eval mode."""
 import numpy as np
 
-from tinynet.nn import _checks
+from tinynet import _checks
 from tinynet.nn.module import Module
 from tinynet.ops.dropout import check_p, dropout
 

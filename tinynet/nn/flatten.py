@@ -1,5 +1,5 @@
 """Flatten: (N, d1, d2, ...) -> (N, d1 * d2 * ...), keeping the batch axis."""
-from tinynet.nn import _checks
+from tinynet import _checks
 from tinynet.nn.module import Module
 from tinynet.ops.shape import reshape
 

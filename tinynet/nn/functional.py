@@ -11,6 +11,13 @@ expect; the shapes are documented where each op is defined.
     F.softmax(x, axis=-1), F.log_softmax(x, axis=-1)
     F.softmax_cross_entropy(logits, labels, reduction="mean")   labels: ids or one-hot
     F.nll_loss(log_probs, labels, reduction="mean")
+
+Readable twins (plain loops over kernel positions; same results, slower;
+see tinynet/ops/simple.py):
+
+    F.conv2d_simple(x, weight, bias=None, stride=1, padding=0)
+    F.max_pool2d_simple(x, kernel_size, stride=None)
+    F.softmax_cross_entropy_simple(logits, labels)              mean over the batch
 """
 from tinynet.nn.flatten import flatten
 from tinynet.ops.conv import conv2d
@@ -19,10 +26,12 @@ from tinynet.ops.dropout import dropout
 from tinynet.ops.elementwise import relu
 from tinynet.ops.loss import nll_loss, softmax_cross_entropy
 from tinynet.ops.pool import max_pool2d
+from tinynet.ops.simple import conv2d_simple, max_pool2d_simple, softmax_cross_entropy_simple
 from tinynet.ops.softmax import log_softmax, softmax
 
 __all__ = ["dense", "conv2d", "max_pool2d", "relu", "flatten", "dropout", "softmax",
-           "log_softmax", "softmax_cross_entropy", "nll_loss"]
+           "log_softmax", "softmax_cross_entropy", "nll_loss",
+           "conv2d_simple", "max_pool2d_simple", "softmax_cross_entropy_simple"]
 
 # PyTorch's name for the same op (labels: class ids or probability rows, as in torch).
 cross_entropy = softmax_cross_entropy

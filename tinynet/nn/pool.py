@@ -5,9 +5,10 @@ the stride S defaults to the kernel size (non-overlapping windows).  The
 gradient goes to one maximum per window (the tie rule is the op's, see
 ``tinynet.ops.pool``); the other entries of a window get none.
 """
-from tinynet.nn import _checks
+from tinynet import _checks
+from tinynet.nn import _repr
 from tinynet.nn.module import Module
-from tinynet.ops.pool import max_pool2d
+from tinynet.ops.pool import MaxPool2D as MaxPool2DFn
 
 
 class MaxPool2D(Module):
@@ -44,14 +45,14 @@ class MaxPool2D(Module):
             raise ValueError(f"{where}: the input is {x.shape[2]}x{x.shape[3]}, smaller "
                              f"than the {kh}x{kw} pooling window; remove a pooling layer or "
                              f"use a smaller window")
-        return max_pool2d(x, _checks.compact(self.kernel_size),
-                          stride=_checks.compact(self.stride),
-                          padding=_checks.compact(self.padding))
+        _checks.float_input(where, x)
+        # the op's own checks are all done above: call its Function directly
+        return MaxPool2DFn(self.kernel_size, self.stride, self.padding)(x)
 
     def extra_repr(self):
-        s = f"kernel_size={_checks.compact(self.kernel_size)}"
+        s = f"kernel_size={_repr.compact(self.kernel_size)}"
         if self.stride != self.kernel_size:
-            s += f", stride={_checks.compact(self.stride)}"
+            s += f", stride={_repr.compact(self.stride)}"
         if self.padding != (0, 0):
-            s += f", padding={_checks.compact(self.padding)}"
+            s += f", padding={_repr.compact(self.padding)}"
         return s

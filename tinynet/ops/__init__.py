@@ -13,6 +13,7 @@ from tinynet.ops.loss import nll_loss, softmax_cross_entropy
 from tinynet.ops.matmul import matmul
 from tinynet.ops.pool import max_pool2d
 from tinynet.ops.reduction import max, mean, sum
+from tinynet.ops.simple import conv2d_simple, max_pool2d_simple, softmax_cross_entropy_simple
 from tinynet.ops.shape import broadcast_to, cast, concatenate, getitem, reshape, to_device, transpose
 from tinynet.ops.softmax import log_softmax, softmax
 
@@ -21,4 +22,5 @@ __all__ = [
     "sum", "mean", "max", "reshape", "transpose", "getitem", "concatenate",
     "broadcast_to", "cast", "to_device", "log_softmax", "softmax", "dense", "conv2d",
     "max_pool2d", "dropout", "softmax_cross_entropy", "nll_loss",
+    "conv2d_simple", "max_pool2d_simple", "softmax_cross_entropy_simple",
 ]

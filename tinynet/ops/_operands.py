@@ -1,11 +1,8 @@
 """Helpers shared by the ops: turning operands into Tensors, undoing broadcasting."""
 import numpy as np
 
+from tinynet import _checks
 from tinynet.tensor import Tensor, as_tensor
-
-
-def _is_float(dtype):
-    return np.issubdtype(np.dtype(dtype), np.floating)
 
 
 def binary_operands(op_name, a, b, broadcast=True):
@@ -21,7 +18,7 @@ def binary_operands(op_name, a, b, broadcast=True):
     elif not isinstance(b, Tensor):
         b = as_tensor(b, like=a)
     if a.dtype != b.dtype:
-        fa, fb = _is_float(a.dtype), _is_float(b.dtype)
+        fa, fb = _checks.is_float(a.dtype), _checks.is_float(b.dtype)
         if fa and fb:
             raise TypeError(
                 f"{op_name}: operands have dtypes {a.dtype} and {b.dtype}; tinynet does "

@@ -49,235 +49,23 @@ Speed (CPU): the three GEMMs do the arithmetic; what is left is memory
 traffic -- building cols (a K x L matrix, 80 MB for a 5x5 conv of 32
 channels on a batch of 128 at 14x14) and scattering back.  The im2col
 buffers are recycled between training steps through ``workspace``.
-"""
-from collections import OrderedDict
 
+Threads: on the CPU the forward pass is cut into fixed blocks of output
+rows, each building its part of cols and doing its part of the GEMM; the
+backward GEMMs are cut likewise (ops/_parallel.py).  The blocks depend on
+the shapes only, so results are bit-identical for any thread count.  The
+machinery (im2col, col2im, workspaces) lives in ops/_im2col.py; the
+readable twin of this op is ``conv2d_simple`` in ops/simple.py.
+"""
 import numpy as np
 
+from tinynet import _checks
 from tinynet.backend import array_module
+from tinynet.ops._im2col import (Workspace, _carve, _pad_batch_last, _pair, _quad,  # noqa: F401
+                                 col2im, conv_output_size, im2col, im2col_rows, same_padding,
+                                 workspace)
+from tinynet.ops._parallel import blas_one_thread, block_bounds, gemm, gemm_blocks, run_blocks
 from tinynet.tensor import Function, Tensor, as_tensor, is_grad_enabled
-
-
-# --------------------------------------------------------------------------
-# argument normalization
-# --------------------------------------------------------------------------
-def _pair(value, what, op="conv2d"):
-    """An int or a pair of ints -> a pair of positive ints."""
-    pair = (value, value) if isinstance(value, (int, np.integer)) else tuple(value)
-    if len(pair) != 2 or not all(isinstance(v, (int, np.integer)) and v >= 1 for v in pair):
-        raise ValueError(f"{op}: {what} must be a positive int or a pair of positive ints, "
-                         f"got {value!r}")
-    return int(pair[0]), int(pair[1])
-
-
-def _quad(pad):
-    """Padding as int, (PH, PW) or (PT, PB, PL, PR) -> (PT, PB, PL, PR)."""
-    if isinstance(pad, (int, np.integer)):
-        return (int(pad),) * 4
-    pad = tuple(int(p) for p in pad)
-    return (pad[0], pad[0], pad[1], pad[1]) if len(pad) == 2 else pad
-
-
-def conv_output_size(H, W, KH, KW, stride=1, pad=0):
-    """(OH, OW) for an H x W input, a KH x KW kernel, stride and padding."""
-    SH, SW = _pair(stride, "stride")
-    PT, PB, PL, PR = _quad(pad)
-    return (H + PT + PB - KH) // SH + 1, (W + PL + PR - KW) // SW + 1
-
-
-def same_padding(H, W, KH, KW, stride=1):
-    """TensorFlow's "same" padding (PT, PB, PL, PR): output size ceil(H / SH).
-
-    The total padding along an axis is max((OH - 1)·SH + KH - H, 0); an odd
-    total puts the extra row (column) at the bottom (right).  For an odd
-    kernel and stride 1 that is K // 2 on every side.
-    """
-    SH, SW = _pair(stride, "stride")
-    pads = []
-    for size, k, s in ((H, KH, SH), (W, KW, SW)):
-        out = -(-size // s)
-        total = max((out - 1) * s + k - size, 0)
-        pads += [total // 2, total - total // 2]
-    return tuple(pads)
-
-
-# --------------------------------------------------------------------------
-# workspace: big scratch arrays reused from one training step to the next
-# --------------------------------------------------------------------------
-class Workspace:
-    """Keeps the large scratch arrays (the im2col matrices) that
-    an op is done with, and hands them out again on the next step.
-
-    Why: a conv layer's im2col matrix is tens of megabytes, and a fresh numpy
-    array that large is fresh memory from the operating system, which zero-fills
-    every page on first touch -- about as slow as filling the matrix itself.
-    An array enters only through ``give_back``, called by the op that made it
-    once nothing else can see it.  At most ``max_bytes`` are kept, the least
-    recently returned going first; ``clear()`` empties it.  CuPy keeps its own
-    memory pool, so device arrays are not kept here.
-    """
-
-    def __init__(self, max_bytes=512 << 20):
-        self.max_bytes, self.bytes, self._free = max_bytes, 0, OrderedDict()
-
-    def empty(self, xp, shape, dtype):
-        """An uninitialised C-contiguous array of ``shape`` and ``dtype``."""
-        shape, dtype = tuple(shape), np.dtype(dtype)
-        if xp is np:
-            stack = self._free.get((shape, dtype))
-            if stack:
-                buf = stack.pop()
-                self.bytes -= buf.nbytes
-                return buf
-        return xp.empty(shape, dtype=dtype)
-
-    def give_back(self, buf):
-        """Keep ``buf`` -- a numpy array owning its memory that nobody else
-        references any more -- for a later ``empty`` of the same shape."""
-        if not (type(buf) is np.ndarray and buf.base is None and buf.flags.c_contiguous
-                and buf.nbytes <= self.max_bytes):
-            return
-        key = (buf.shape, buf.dtype)
-        self._free.setdefault(key, []).append(buf)
-        self._free.move_to_end(key)
-        self.bytes += buf.nbytes
-        while self.bytes > self.max_bytes:            # evict the oldest
-            oldest = next(iter(self._free))
-            stack = self._free[oldest]
-            self.bytes -= stack.pop(0).nbytes
-            if not stack:
-                del self._free[oldest]
-
-    def clear(self):
-        self._free.clear()
-        self.bytes = 0
-
-
-workspace = Workspace()
-
-
-def _carve(xp, spare, dtype, *shapes):
-    """Arrays of ``shapes`` and ``dtype``: consecutive views into the contiguous
-    array ``spare`` if it is big enough, else arrays from the workspace."""
-    sizes = [int(np.prod(shape)) for shape in shapes]
-    if spare is None or spare.dtype != dtype or sum(sizes) > spare.size:
-        return [workspace.empty(xp, shape, dtype) for shape in shapes]
-    flat, start, views = spare.reshape(-1), 0, []
-    for shape, size in zip(shapes, sizes):
-        views.append(flat[start:start + size].reshape(shape))
-        start += size
-    return views
-
-
-# --------------------------------------------------------------------------
-# im2col / col2im
-# --------------------------------------------------------------------------
-def _pad(x, pad):
-    """x (N, C, H, W) with PT/PB zero rows and PL/PR zero columns around it.
-
-    The copy is stored channel-major, (C, N, H', W') in memory, the order in
-    which im2col reads it in the (n, i, j) column order.
-    """
-    PT, PB, PL, PR = pad
-    if not (PT or PB or PL or PR):
-        return x
-    N, C, H, W = x.shape
-    xpad = array_module(x).zeros((C, N, H + PT + PB, W + PL + PR), dtype=x.dtype)
-    xpad[:, :, PT:PT + H, PL:PL + W] = x.transpose(1, 0, 2, 3)
-    return xpad.transpose(1, 0, 2, 3)
-
-
-def _pad_batch_last(x, pad):
-    """x (N, C, H, W) as a C-contiguous (C, H', W', N) array, zero-padded.
-
-    Batch-last ("CHWN") is the memory order Conv2D works in: a conv output,
-    and everything ReLU and MaxPool2D make from it, is already laid out so,
-    and then this is only the padding copy (or nothing at all).
-    """
-    PT, PB, PL, PR = pad
-    xt = x.transpose(1, 2, 3, 0)                                        # (C, H, W, N) view
-    if not (PT or PB or PL or PR):
-        return xt if xt.flags.c_contiguous else array_module(x).ascontiguousarray(xt)
-    C, H, W, N = xt.shape
-    xpad = array_module(x).zeros((C, H + PT + PB, W + PL + PR, N), dtype=x.dtype)
-    xpad[:, PT:PT + H, PL:PL + W] = xt
-    return xpad
-
-
-def im2col(x, KH, KW, stride=1, pad=0, out=None, batch_last=False):
-    """The patch matrix of x: (C·KH·KW, N·OH·OW).
-
-    x (N, C, H, W); stride an int or (SH, SW); pad an int, (PH, PW) or
-    (PT, PB, PL, PR).  Element [(c, kh, kw), (n, i, j)] is
-    xpad[n, c, i·SH + kh, j·SW + kw].  The patches are first a strided view
-    of the padded input (no copy, any memory order), then copied once into
-    the GEMM layout (into ``out`` if given: a C-contiguous (K, L) array).
-
-    ``batch_last=True`` orders the columns (i, j, n) instead of (n, i, j):
-    the layout Conv2D uses.  With the batch innermost, a row of cols is
-    copied in runs of OW·N contiguous values (stride 1) instead of runs of
-    OW, which makes the copy (and col2im, and pooling) several times cheaper
-    for small images; the arithmetic is the same.
-    """
-    xp = array_module(x)
-    SH, SW = _pair(stride, "stride")
-    pad = _quad(pad)
-    N, C, H, W = x.shape
-    OH, OW = conv_output_size(H, W, KH, KW, (SH, SW), pad)
-    if out is None:
-        out = xp.empty((C * KH * KW, N * OH * OW), dtype=x.dtype)
-    elif out.shape != (C * KH * KW, N * OH * OW) or not out.flags.c_contiguous:
-        raise ValueError(f"im2col: out must be a C-contiguous array of shape "
-                         f"{(C * KH * KW, N * OH * OW)}, got {out.shape}")
-    if batch_last:
-        xpad = _pad_batch_last(x, pad)                                  # (C, H', W', N)
-        sC, sH, sW, sN = xpad.strides
-        patches = xp.lib.stride_tricks.as_strided(
-            xpad, shape=(C, KH, KW, OH, OW, N), strides=(sC, sH, sW, sH * SH, sW * SW, sN))
-        out.reshape(C, KH, KW, OH, OW, N)[...] = patches
-        return out
-    xpad = _pad(x, pad)
-    sN, sC, sH, sW = xpad.strides
-    patches = xp.lib.stride_tricks.as_strided(
-        xpad, shape=(C, KH, KW, N, OH, OW), strides=(sC, sH, sW, sN, sH * SH, sW * SW))
-    out.reshape(C, KH, KW, N, OH, OW)[...] = patches
-    return out
-
-
-def col2im(cols, x_shape, KH, KW, stride=1, pad=0, batch_last=False):
-    """The adjoint of im2col: sum each patch column back onto the input.
-
-    cols (C·KH·KW, N·OH·OW) -> dx of x_shape (N, C, H, W).  A pixel that
-    sits in several patches (kernel wider than the stride) receives the sum
-    of their entries.  The loop runs over the KH·KW kernel offsets only: at
-    offset (kh, kw) the rows (c, kh, kw) of cols land on the strided slice
-    xpad[:, :, kh::SH, kw::SW] (OH x OW of it), and within one offset no two
-    output pixels share an input pixel, so a plain slice ``+=`` is exact
-    (no scatter-add needed).  dx is a view of a (C, N, H+PT+PB, W+PL+PR)
-    buffer (the same memory order as cols); with ``batch_last=True`` (cols
-    in im2col's (i, j, n) column order) of a (C, H+PT+PB, W+PL+PR, N) one.
-    """
-    xp = array_module(cols)
-    SH, SW = _pair(stride, "stride")
-    PT, PB, PL, PR = _quad(pad)
-    N, C, H, W = x_shape
-    OH, OW = conv_output_size(H, W, KH, KW, (SH, SW), (PT, PB, PL, PR))
-    if batch_last:
-        per_offset = cols.reshape(C, KH, KW, OH, OW, N)
-        dxpad = xp.zeros((C, H + PT + PB, W + PL + PR, N), dtype=cols.dtype)
-        for kh in range(KH):
-            for kw in range(KW):
-                dxpad[:, kh:kh + SH * (OH - 1) + 1:SH,
-                      kw:kw + SW * (OW - 1) + 1:SW] += per_offset[:, kh, kw]
-        return dxpad[:, PT:PT + H, PL:PL + W].transpose(3, 0, 1, 2)
-    per_offset = cols.reshape(C, KH, KW, N, OH, OW)
-    dxpad = xp.zeros((C, N, H + PT + PB, W + PL + PR), dtype=cols.dtype)
-    for kh in range(KH):
-        for kw in range(KW):
-            dxpad[:, :, kh:kh + SH * (OH - 1) + 1:SH,
-                  kw:kw + SW * (OW - 1) + 1:SW] += per_offset[:, kh, kw]
-    return dxpad[:, :, PT:PT + H, PL:PL + W].transpose(1, 0, 2, 3)
-
 
 # --------------------------------------------------------------------------
 # the op
@@ -309,27 +97,56 @@ class Conv2D(Function):
     rebuilds it from x.
     """
 
-    def __init__(self, stride=(1, 1), padding=(0, 0, 0, 0)):
+    #: True: the op is conv2d followed by ReLU (nn.Sequential fuses the pair
+    #: where nothing observes the pre-activation; see nn/containers.py)
+    fuse_relu = False
+
+    def __init__(self, stride=(1, 1), padding=(0, 0, 0, 0), fuse_relu=False):
         self.stride, self.padding = tuple(stride), tuple(padding)
+        self.fuse_relu = fuse_relu
 
     def forward(self, x, w, b=None):
         xp = array_module(x)
         N, C, H, W = x.shape
         O, _, KH, KW = w.shape
         OH, OW = conv_output_size(H, W, KH, KW, self.stride, self.padding)
-        cols = im2col(x, KH, KW, self.stride, self.padding, batch_last=True,
-                      out=workspace.empty(xp, (C * KH * KW, OH * OW * N), x.dtype))  # (K, L)
-        y2 = xp.matmul(w.reshape(O, -1), cols)                          # (O, L)
-        if b is not None:
-            y2 += b[:, None]
+        K, L = C * KH * KW, OH * OW * N
+        cols = workspace.empty(xp, (K, L), x.dtype)                     # (K, L)
+        w2 = w.reshape(O, K)
+        if xp is np:
+            # blocks of output rows i: each fills its columns (i, j, n) of cols and
+            # multiplies them, so one block's copy overlaps another block's GEMM
+            xpad, cols6 = _pad_batch_last(x, self.padding), cols.reshape(C, KH, KW, OH, OW, N)
+            y2 = np.empty((O, L), dtype=x.dtype)
+
+            def part(rows):
+                im2col_rows(xpad, KH, KW, self.stride, rows, cols6)
+                s = slice(rows[0] * OW * N, rows[1] * OW * N)
+                np.matmul(w2, cols[:, s], out=y2[:, s])
+                if b is not None:
+                    y2[:, s] += b[:, None]
+                if self.fuse_relu:                  # while the block is still in cache
+                    np.maximum(y2[:, s], 0, out=y2[:, s])
+            run_blocks(part, block_bounds(OH, gemm_blocks(O, K, L)))
+        else:
+            im2col(x, KH, KW, self.stride, self.padding, batch_last=True, out=cols)
+            y2 = xp.matmul(w2, cols)                                    # (O, L)
+            if b is not None:
+                y2 += b[:, None]
+            if self.fuse_relu:
+                xp.maximum(y2, 0, out=y2)
         if is_grad_enabled():
             self.cols, self.w, self.x_shape = cols, w, x.shape
+            if self.fuse_relu:
+                self.y2 = y2                        # relu'(pre-activation) = (y > 0)
         else:
             workspace.give_back(cols)
         return y2.reshape(O, OH, OW, N).transpose(3, 0, 1, 2)          # (N, O, OH, OW)
 
     def backward(self, g):
         xp = array_module(g)
+        if self.fuse_relu:
+            g = self._relu_backward(g)
         w, (x_in, w_in) = self.w, self.inputs[:2]
         O, C, KH, KW = w.shape
         PT, PB, PL, PR = self.padding
@@ -340,14 +157,14 @@ class Conv2D(Function):
                           out=workspace.empty(xp, (C * KH * KW, g2.shape[1]), g.dtype))
         gx = gw = None
         if w_in.requires_grad:      # as dW2ᵀ = cols @ g2ᵀ: OpenBLAS is faster this way round
-            gw = xp.ascontiguousarray(xp.matmul(cols, g2.T).T).reshape(w.shape)
+            gw = xp.ascontiguousarray(gemm(cols, g2.T).T).reshape(w.shape)
         if x_in.requires_grad and self.stride[1] == 1 and max(PL, PR) < KW:
             gx = self._dx_rows(g, cols)
         elif x_in.requires_grad:
-            dcols = xp.matmul(w.reshape(O, -1).T, g2,
-                              out=cols if cols is not None else None)   # (K, L)
-            gx = col2im(dcols, self.x_shape, KH, KW, self.stride, self.padding,
-                        batch_last=True)
+            dcols = gemm(w.reshape(O, -1).T, g2, out=cols)              # (K, L)
+            with blas_one_thread():
+                gx = col2im(dcols, self.x_shape, KH, KW, self.stride, self.padding,
+                            batch_last=True)
             cols = dcols
         if cols is not None:
             workspace.give_back(cols)
@@ -355,6 +172,27 @@ class Conv2D(Function):
             return gx, gw
         gb = g2.sum(axis=1) if self.inputs[2].requires_grad else None   # (O,)
         return gx, gw, gb
+
+    def _relu_backward(self, g):
+        """g · (y > 0) for the fused ReLU, as a batch-last (N, O, OH, OW) view.
+
+        y > 0 exactly where the pre-activation is > 0, so this is the ReLU's
+        own backward (relu'(0) = 0), bit for bit.
+        """
+        xp = array_module(g)
+        y2 = self.y2
+        O = y2.shape[0]
+        N, _, OH, OW = g.shape
+        g2 = g.transpose(1, 2, 3, 0).reshape(O, -1)    # (O, L); free when g is batch-last
+        out = xp.empty_like(y2)
+        if xp is np:
+            def part(rows):
+                s = slice(*rows)
+                np.multiply(g2[s], y2[s] > 0, out=out[s])
+            run_blocks(part, block_bounds(O, max(1, min(4, out.size >> 15))))
+        else:
+            xp.multiply(g2, y2 > 0, out=out)
+        return out.reshape(O, OH, OW, N).transpose(3, 0, 1, 2)
 
     def _dx_rows(self, g, spare):
         """dx for SW = 1: a convolution along W, then col2im along H.
@@ -381,14 +219,29 @@ class Conv2D(Function):
         gW = _pad_batch_last(g, (0, 0, KW - 1 - PL, KW - 1 - PR))      # (O, OH, W + KW - 1, N)
         sO, sI, sJ, sN = gW.strides
         g_cols, t = _carve(xp, spare, g.dtype, (O * KW, OH * W * N), (KH * C, OH * W * N))
-        g_cols.reshape(O, KW, OH, W, N)[...] = xp.lib.stride_tricks.as_strided(
-            gW, shape=(O, KW, OH, W, N), strides=(sO, sJ, sI, sJ, sN))
         w_rows = self.w[:, :, :, ::-1].transpose(2, 1, 0, 3).reshape(KH * C, O * KW)
-        xp.matmul(w_rows, g_cols, out=t)                                # (KH·C, OH·W·N)
+        g_cols5 = g_cols.reshape(O, KW, OH, W, N)
+
+        def gemm_part(rows):        # output rows i0..i1: their columns of g_cols, then of t
+            i0, i1 = rows
+            g_cols5[:, :, i0:i1] = xp.lib.stride_tricks.as_strided(
+                gW[:, i0:], shape=(O, KW, i1 - i0, W, N), strides=(sO, sJ, sI, sJ, sN))
+            s = slice(i0 * W * N, i1 * W * N)
+            xp.matmul(w_rows, g_cols[:, s], out=t[:, s])                # (KH·C, OH·W·N)
         per_row = t.reshape(KH, C, OH, W, N)
-        dxpad = xp.zeros((C, H + PT + PB, W, N), dtype=g.dtype)
-        for kh in range(KH):
-            dxpad[:, kh:kh + SH * (OH - 1) + 1:SH] += per_row[kh]
+        dxpad = xp.empty((C, H + PT + PB, W, N), dtype=g.dtype)
+
+        def scatter_part(chans):    # channels c0..c1, kernel rows added in order kh = 0, 1, ..
+            c = slice(*chans)
+            dxpad[c] = 0
+            for kh in range(KH):
+                dxpad[c, kh:kh + SH * (OH - 1) + 1:SH] += per_row[kh, c]
+        if xp is np:
+            run_blocks(gemm_part, block_bounds(OH, gemm_blocks(KH * C, O * KW, OH * W * N)))
+            run_blocks(scatter_part, block_bounds(C, max(1, min(4, dxpad.size >> 15))))
+        else:
+            gemm_part((0, OH))
+            scatter_part((0, C))
         for buf in (g_cols, t):
             workspace.give_back(buf)          # ignores the views carved from spare
         return dxpad[:, PT:PT + H].transpose(3, 0, 1, 2)
@@ -398,28 +251,7 @@ class Conv2D(Function):
 # the wrapper: argument checks with messages a student can act on
 # --------------------------------------------------------------------------
 def _conv_padding(padding, H, W, KH, KW, stride):
-    if isinstance(padding, str):
-        mode = padding.lower()
-        if mode == "valid":
-            return (0, 0, 0, 0)
-        if mode == "same":
-            return same_padding(H, W, KH, KW, stride)
-        raise ValueError(f"conv2d: padding must be an int, a pair (PH, PW), 'same' or "
-                         f"'valid', got {padding!r}")
-    ok = isinstance(padding, (int, np.integer)) or (
-        isinstance(padding, (tuple, list)) and len(padding) in (2, 4)
-        and all(isinstance(p, (int, np.integer)) for p in padding))
-    if not ok:
-        raise ValueError(f"conv2d: padding must be an int, a pair (PH, PW), "
-                         f"(top, bottom, left, right), 'same' or 'valid', got {padding!r}")
-    pad = _quad(padding)
-    if min(pad) < 0:
-        raise ValueError(f"conv2d: padding must not be negative, got {padding!r}")
-    return pad
-
-
-def _is_float(dtype):
-    return np.issubdtype(np.dtype(dtype), np.floating)
+    return _checks.conv_padding("conv2d", padding, H, W, KH, KW, stride)
 
 
 def conv2d(x, weight, bias=None, stride=1, padding=0):
@@ -463,10 +295,10 @@ def conv2d(x, weight, bias=None, stride=1, padding=0):
             raise ValueError(f"conv2d: bias must have shape (O,) = ({O},), one value per "
                              f"output channel, got shape {bias.shape}")
         operands.append(bias)
-    if not _is_float(weight.dtype):
+    if not _checks.is_float(weight.dtype):
         raise TypeError(f"conv2d: weight has dtype {weight.dtype}; it must be floating "
                         f"point (float32 or float64)")
-    if not _is_float(x.dtype):          # e.g. uint8 pixels: no gradient, cast is exact enough
+    if not _checks.is_float(x.dtype):    # e.g. uint8 pixels: no gradient, the cast is exact enough
         x = operands[0] = Tensor(x.data.astype(weight.dtype))
     for name, t in zip(("input", "weight", "bias"), operands):
         if t.dtype != weight.dtype:

@@ -15,9 +15,9 @@ input feature i (pixel i of a flattened image).  Backward:
 One graph node instead of matmul + add: fewer temporaries and Python calls
 per step, which is what the MLP benchmark against PyTorch measures.
 """
-import numpy as np
-
+from tinynet import _checks
 from tinynet.backend import DeviceError
+from tinynet.ops._parallel import gemm
 from tinynet.tensor import Function, as_tensor
 
 
@@ -26,23 +26,19 @@ class Dense(Function):
 
     def forward(self, x, w, b=None):
         self.x, self.w = x, w
-        y = x @ w
+        y = gemm(x, w)                     # x @ w, split over fixed blocks (ops/_parallel.py)
         if b is not None:
             y += b                         # y is fresh: add in place, no temporary
         return y
 
     def backward(self, g):
         x_in, w_in = self.inputs[0], self.inputs[1]
-        dx = g @ self.w.T if x_in.requires_grad else None
-        dw = self.x.T @ g if w_in.requires_grad else None
+        dx = gemm(g, self.w.T) if x_in.requires_grad else None          # g @ Wᵀ
+        dw = gemm(self.x.T, g) if w_in.requires_grad else None          # xᵀ @ g
         if len(self.inputs) == 3:
             db = g.sum(axis=0) if self.inputs[2].requires_grad else None
             return dx, dw, db
         return dx, dw
-
-
-def _is_float(dtype):
-    return np.issubdtype(np.dtype(dtype), np.floating)
 
 
 def check_dense_operands(where, x, w, b=None):
@@ -67,10 +63,10 @@ def check_dense_operands(where, x, w, b=None):
                               f"{w.device}; move it with .to('{w.device}')")
         if t.dtype != w.dtype:
             hint = ("; integer data must be converted (and scaled) first"
-                    if not _is_float(t.dtype) else "")
+                    if not _checks.is_float(t.dtype) else "")
             raise TypeError(f"{where}: the {name} is {t.dtype} but the weight is {w.dtype}; "
                             f"convert it with .astype('{w.dtype}'){hint}")
-    if not _is_float(w.dtype):
+    if not _checks.is_float(w.dtype):
         raise TypeError(f"{where}: the weight must be float32 or float64, got {w.dtype}")
 
 

@@ -2,7 +2,10 @@
 
 Notation: x and y have the same shape; g is the gradient at y.
 """
+import numpy as np
+
 from tinynet.backend import array_module
+from tinynet.ops._parallel import run_blocks, split_along
 from tinynet.tensor import Function, as_tensor
 
 
@@ -37,11 +40,33 @@ class ReLU(Function):
     """
 
     def forward(self, x):
-        self.mask = x > 0
-        return array_module(x).maximum(x, 0)
+        xp = array_module(x)
+        if xp is not np:
+            self.mask = x > 0
+            return xp.maximum(x, 0)
+        # the same two ufuncs, cut into blocks for tinynet's thread pool; both
+        # outputs keep x's memory order (a conv output is batch-last)
+        self.mask, y = np.empty_like(x, dtype=bool), np.empty_like(x)
+
+        def part(s):
+            np.greater(x[s], 0, out=self.mask[s])
+            np.maximum(x[s], 0, out=y[s])
+        run_blocks(part, split_along(x))
+        return y
 
     def backward(self, g):
-        return (g * self.mask,)
+        if array_module(g) is not np:
+            return (g * self.mask,)
+        # dx in x's memory order (the mask's), whatever g's: after Flatten's
+        # backward g is batch-first while a conv output is batch-last, and the
+        # conv backward before us reads dx for free only in its own order
+        mask = self.mask
+        dx = np.empty_like(mask, dtype=g.dtype)
+
+        def part(s):
+            np.multiply(g[s], mask[s], out=dx[s])
+        run_blocks(part, split_along(mask))
+        return (dx,)
 
 
 def exp(x):

@@ -174,9 +174,34 @@ def _prepare_labels(where, z, labels):
         if not (is_int or dtype == np.bool_ or np.issubdtype(dtype, np.floating)):
             raise TypeError(f"{where}: labels must be numbers, got {dtype}")
         labels = backend.to_device(labels, z.device).astype(z.dtype, copy=False)
+        _check_probability_rows(where, labels)
         return labels, False
     raise ValueError(f"{where}: expected labels of shape (N,) (class ids) or (N, C) (one-hot "
                      f"rows) for logits of shape {z.shape}, got {labels.shape}")
+
+
+#: how far from 1 a row of soft labels may sum (float32 rounding of a normalized row)
+ROW_SUM_TOL = 1e-3
+
+
+def _check_probability_rows(where, rows):
+    """Each row of one-hot / soft labels (N, C) must be non-negative and sum to 1.
+
+    One reduction per row on the rows' device; only two scalars and, on a
+    failure, one row come back to the host.
+    """
+    xp = array_module(rows)
+    sums, mins = rows.sum(axis=1), rows.min(axis=1)
+    # rows with NaN or inf are left to the non-finite loss check (and its on_nonfinite mode)
+    bad = ((xp.abs(sums - 1) > ROW_SUM_TOL) | (mins < 0)) & xp.isfinite(sums)
+    if not bool(backend.to_numpy(bad.any())):
+        return
+    i = int(backend.to_numpy(xp.flatnonzero(bad)[:1])[0])
+    row_sum, row_min = float(backend.to_numpy(sums[i])), float(backend.to_numpy(mins[i]))
+    raise ValueError(f"{where}: label row {i} is not a probability row: it sums to "
+                     f"{row_sum:.6g} and its smallest entry is {row_min:.6g}; one-hot or soft "
+                     f"labels must be non-negative and sum to 1 in every row (within "
+                     f"{ROW_SUM_TOL:g}), e.g. rows / rows.sum(axis=1, keepdims=True)")
 
 
 def _out_of_range(where, bad, c, position=None):

@@ -5,6 +5,7 @@ g has y's shape.  da = g @ bᵀ and db = aᵀ @ g, summed over broadcast batch
 dimensions.  A 1-D operand is treated as a row (a) or column (b) vector.
 """
 from tinynet.ops._operands import binary_operands, check_broadcast, sum_to
+from tinynet.ops._parallel import blas_one_thread
 from tinynet.tensor import Function
 
 
@@ -15,7 +16,8 @@ def _swap(m):
 class MatMul(Function):
     def forward(self, a, b):
         self.a, self.b = a, b
-        return a @ b
+        with blas_one_thread():        # same bits for any OPENBLAS_NUM_THREADS
+            return a @ b
 
     def backward(self, g):
         a, b = self.a, self.b
@@ -26,10 +28,11 @@ class MatMul(Function):
         if a.ndim == 1:
             g = g[..., None, :]                        # (..., N) -> (..., 1, N)
         ga = gb = None
-        if self.inputs[0].requires_grad:
-            ga = sum_to(g @ _swap(b2), a2.shape).reshape(a.shape)
-        if self.inputs[1].requires_grad:
-            gb = sum_to(_swap(a2) @ g, b2.shape).reshape(b.shape)
+        with blas_one_thread():
+            if self.inputs[0].requires_grad:
+                ga = sum_to(g @ _swap(b2), a2.shape).reshape(a.shape)
+            if self.inputs[1].requires_grad:
+                gb = sum_to(_swap(a2) @ g, b2.shape).reshape(b.shape)
         return ga, gb
 
 

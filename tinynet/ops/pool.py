@@ -26,16 +26,10 @@ contiguous values per pixel, so the ufuncs stream through memory.
 """
 import numpy as np
 
+from tinynet import _checks
 from tinynet.backend import array_module
+from tinynet.ops._parallel import block_bounds, run_blocks
 from tinynet.tensor import Function, as_tensor
-
-
-def _pair(value, what):
-    pair = (value, value) if isinstance(value, (int, np.integer)) else tuple(value)
-    if len(pair) != 2 or not all(isinstance(v, (int, np.integer)) for v in pair):
-        raise ValueError(f"max_pool2d: {what} must be an int or a pair of ints, "
-                         f"got {value!r}")
-    return int(pair[0]), int(pair[1])
 
 
 def _offset_view(a, kh, kw, stride, out_hw):
@@ -53,6 +47,14 @@ def _empty_ordered(xp, shape, dtype, order):
     """An uninitialised array of ``shape`` whose axes lie in memory in ``order``."""
     buf = xp.empty(tuple(shape[i] for i in order), dtype=dtype)
     return buf.transpose(tuple(order.index(i) for i in range(len(order))))
+
+
+def _channel_blocks(xp, a):
+    """Fixed blocks of a's channel axis for the thread pool (one block off the CPU)."""
+    C = a.shape[1]
+    if xp is not np:
+        return [(0, C)]
+    return block_bounds(C, max(1, min(4, a.size >> 15)))
 
 
 class MaxPool2D(Function):
@@ -91,15 +93,22 @@ class MaxPool2D(Function):
             xpad.fill(-np.inf)
             xpad[:, :, PH:PH + H, PW:PW + W] = x
         index_dtype = xp.uint8 if KH * KW <= 256 else xp.int32
-        y = xp.array(_offset_view(xpad, 0, 0, self.stride, (OH, OW)), copy=True, order="K")
-        argmax = xp.zeros_like(y, dtype=index_dtype)          # order "K": y's memory order
-        for k in range(1, KH * KW):
-            window_k = _offset_view(xpad, k // KW, k % KW, self.stride, (OH, OW))
-            better = window_k > y                             # strictly: ties keep the first
-            xp.maximum(y, window_k, out=y)
-            # argmax < k everywhere, so this sets it to k exactly where `better`
-            # (arithmetic, much faster than a masked assignment)
-            xp.maximum(argmax, better * index_dtype(k), out=argmax)
+        y = _empty_ordered(xp, (N, C, OH, OW), x.dtype, _axis_order(xpad))
+        argmax = _empty_ordered(xp, (N, C, OH, OW), index_dtype, _axis_order(xpad))
+
+        def part(chans):            # a block of channels: the whole loop over offsets
+            c = slice(*chans)
+            xc, yc, ac = xpad[:, c], y[:, c], argmax[:, c]
+            yc[...] = _offset_view(xc, 0, 0, self.stride, (OH, OW))
+            ac[...] = 0
+            for k in range(1, KH * KW):
+                window_k = _offset_view(xc, k // KW, k % KW, self.stride, (OH, OW))
+                better = window_k > yc                        # strictly: ties keep the first
+                xp.maximum(yc, window_k, out=yc)
+                # argmax < k everywhere, so this sets it to k exactly where `better`
+                # (arithmetic, much faster than a masked assignment)
+                xp.maximum(ac, better * index_dtype(k), out=ac)
+        run_blocks(part, _channel_blocks(xp, xpad))
         self.argmax, self.in_hw = argmax, (H, W)
         return y
 
@@ -122,15 +131,20 @@ class MaxPool2D(Function):
         tiles_exactly = (not overlapping and (SH, SW) == (KH, KW) and not (PH or PW)
                          and (OH * SH, OW * SW) == (H, W))
         dxpad = _empty_ordered(xp, (N, C, H + 2 * PH, W + 2 * PW), g.dtype, order)
-        if not tiles_exactly:           # else every element is written exactly once below
-            dxpad.fill(0)
-        for k in range(KH * KW):
-            routed = argmax == k                              # (N, C, OH, OW) bool
-            slab = _offset_view(dxpad, k // KW, k % KW, self.stride, (OH, OW))
-            if overlapping:     # windows share elements: accumulate
-                slab += g * routed
-            else:               # each element in at most one window: write
-                xp.multiply(g, routed, out=slab)
+
+        def part(chans):            # a block of channels, offsets in order k = 0, 1, ..
+            c = slice(*chans)
+            gc, ac, dc = g[:, c], argmax[:, c], dxpad[:, c]
+            if not tiles_exactly:   # else every element is written exactly once below
+                dc.fill(0)
+            for k in range(KH * KW):
+                routed = ac == k                              # (N, c, OH, OW) bool
+                slab = _offset_view(dc, k // KW, k % KW, self.stride, (OH, OW))
+                if overlapping:     # windows share elements: accumulate
+                    slab += gc * routed
+                else:               # each element in at most one window: write
+                    xp.multiply(gc, routed, out=slab)
+        run_blocks(part, _channel_blocks(xp, dxpad))
         dx = dxpad[:, :, PH:PH + H, PW:PW + W] if (PH or PW) else dxpad
         return (dx,)
 
@@ -149,19 +163,16 @@ def max_pool2d(x, kernel_size, stride=None, padding=0):
     window goes to its first maximum in row-major order (see MaxPool2D).
     """
     x = as_tensor(x)
-    kernel = _pair(kernel_size, "kernel_size")
-    stride = kernel if stride is None else _pair(stride, "stride")
-    padding = _pair(padding, "padding")
-    if min(kernel) < 1 or min(stride) < 1:
-        raise ValueError(f"max_pool2d: kernel_size and stride must be positive, got "
-                         f"kernel_size={kernel_size!r}, stride={stride!r}")
+    kernel = _checks.pair("max_pool2d", "kernel_size", kernel_size)
+    stride = kernel if stride is None else _checks.pair("max_pool2d", "stride", stride)
+    padding = _checks.pair("max_pool2d", "padding", padding, minimum=0)
     if min(padding) < 0 or padding[0] > kernel[0] // 2 or padding[1] > kernel[1] // 2:
         raise ValueError(f"max_pool2d: padding must be between 0 and half the window "
                          f"(at most {(kernel[0] // 2, kernel[1] // 2)} for a "
                          f"{kernel[0]}x{kernel[1]} window), got {padding!r}")
     if x.ndim != 4:
         raise ValueError(f"max_pool2d: input must be 4-D (N, C, H, W), got shape {x.shape}")
-    if not np.issubdtype(np.dtype(x.dtype), np.floating):
+    if not _checks.is_float(x.dtype):
         raise TypeError(f"max_pool2d: input has dtype {x.dtype}; it must be floating "
                         f"point: convert with .astype('float32')")
     H, W = x.shape[2:]

@@ -1,13 +1,16 @@
-"""Argument and input checks shared by the layers.
+"""Validation shared by the ops and the layers: one home for every check and its message.
 
-Every message starts with the layer as it prints (``Dense(784 -> 512)``), then
-says what it got, what it expected, and how to fix it.
+Every message starts with where the problem is -- the op (``conv2d``) or the
+layer as it prints (``Dense(784 -> 512)``) -- then says what it got, what it
+expected, and how to fix it.  Layers run these checks once, with their own
+``where`` and hint, and then call the op's Function directly, so no check
+runs twice.
 """
 import numbers
 
 import numpy as np
 
-from tinynet import backend, init
+from tinynet import backend
 from tinynet.tensor import Tensor, as_tensor
 
 
@@ -41,13 +44,6 @@ def padding_arg(where, value):
     return pair(where, "padding", value, minimum=0)
 
 
-def compact(pair_value):
-    """(3, 3) -> 3 for calling ops and printing; (3, 2) stays a pair."""
-    if isinstance(pair_value, tuple) and pair_value[0] == pair_value[1]:
-        return pair_value[0]
-    return pair_value
-
-
 def input_tensor(where, x):
     """x as a Tensor (numpy/cupy arrays and lists are wrapped), or a TypeError."""
     if isinstance(x, Tensor):
@@ -59,7 +55,7 @@ def input_tensor(where, x):
 
 def match_weights(where, x, weight):
     """Raise if x's dtype or device differs from the layer's weight."""
-    if not np.issubdtype(np.dtype(x.dtype), np.floating):
+    if not is_float(x.dtype):
         scale = " (and scale pixels to [0, 1], e.g. x / 255)" \
             if np.dtype(x.dtype) == np.uint8 else ""
         raise TypeError(f"{where}: got {x.dtype} input but its weights are {weight.dtype}; "
@@ -76,31 +72,50 @@ def match_weights(where, x, weight):
 
 
 def float_input(where, x):
-    if not np.issubdtype(np.dtype(x.dtype), np.floating):
+    if not is_float(x.dtype):
         raise TypeError(f"{where}: expected a float input, got {x.dtype}; convert the data "
                         f"with .astype('float32')")
 
 
-def is_default_init(value, default):
-    return isinstance(value, init.Initializer) and value == default
+def is_float(dtype):
+    """True for float16/32/64 dtypes (numpy or CuPy dtype objects, or names)."""
+    return np.issubdtype(np.dtype(dtype), np.floating)
 
 
-def init_name(value):
-    """How an initializer prints in a layer's repr."""
-    if isinstance(value, init.Initializer):
-        return repr(value)
-    if callable(value):
-        return getattr(value, "__name__", type(value).__name__)
-    return "array"
+def quad(pad):
+    """Padding as int, (PH, PW) or (PT, PB, PL, PR) -> (PT, PB, PL, PR)."""
+    if isinstance(pad, numbers.Integral):
+        return (int(pad),) * 4
+    pad = tuple(int(p) for p in pad)
+    return (pad[0], pad[0], pad[1], pad[1]) if len(pad) == 2 else pad
 
 
-def layer_repr(config, layer):
-    """``config`` plus whatever differs from the defaults: no bias, a non-default init."""
-    s = config
-    if layer.bias is None:
-        s += ", bias=False"
-    if not is_default_init(layer.kernel_init, init.glorot_uniform):
-        s += f", kernel_init={init_name(layer.kernel_init)}"
-    if layer.bias is not None and not is_default_init(layer.bias_init, init.zeros):
-        s += f", bias_init={init_name(layer.bias_init)}"
-    return s
+def conv_padding(where, padding, H, W, KH, KW, stride):
+    """conv2d's padding argument -> (PT, PB, PL, PR) for an H x W input.
+
+    int, (PH, PW), (PT, PB, PL, PR), "valid" (none) or "same" (TensorFlow's:
+    output size ceil(H / SH); an odd total puts the extra row/column at the
+    bottom/right).
+    """
+    if isinstance(padding, str):
+        mode = padding.lower()
+        if mode == "valid":
+            return (0, 0, 0, 0)
+        if mode == "same":
+            pads = []
+            for size, k, s in ((H, KH, stride[0]), (W, KW, stride[1])):
+                total = max((-(-size // s) - 1) * s + k - size, 0)
+                pads += [total // 2, total - total // 2]
+            return tuple(pads)
+        raise ValueError(f"{where}: padding must be an int, a pair (PH, PW), 'same' or "
+                         f"'valid', got {padding!r}")
+    ok = isinstance(padding, numbers.Integral) and not isinstance(padding, bool) or (
+        isinstance(padding, (tuple, list)) and len(padding) in (2, 4)
+        and all(isinstance(p, numbers.Integral) and not isinstance(p, bool) for p in padding))
+    if not ok:
+        raise ValueError(f"{where}: padding must be an int, a pair (PH, PW), "
+                         f"(top, bottom, left, right), 'same' or 'valid', got {padding!r}")
+    pad = quad(padding)
+    if min(pad) < 0:
+        raise ValueError(f"{where}: padding must not be negative, got {padding!r}")
+    return pad

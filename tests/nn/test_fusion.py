@@ -1,0 +1,80 @@
+"""Sequential runs Conv2D + ReLU as one op where nothing can observe the
+pre-activation.  The fused and unfused paths must give the same bits, and
+anything that watches layers (forward hooks: the Recorder, trace_step) must
+still see every layer."""
+import numpy as np
+import pytest
+
+import tinynet as tn
+import tinynet.nn.functional as F
+from tinynet import nn, optim
+from tinynet.nn import containers
+
+
+def _model():
+    tn.manual_seed(3)
+    return nn.Sequential(nn.Conv2D(1, 4, 3, padding="same"), nn.ReLU(), nn.MaxPool2D(2),
+                         nn.Conv2D(4, 6, 3, padding=1), nn.ReLU(),
+                         nn.Conv2D(6, 6, 3, stride=2), nn.ReLU(),
+                         nn.Flatten(), nn.Dense(6 * 2 * 2, 5))
+
+
+def _train(fuse, monkeypatch, steps=3):
+    monkeypatch.setattr(containers, "FUSE", fuse)
+    model = _model()
+    opt = optim.Adam(model.parameters(), lr=1e-2)
+    rng = np.random.default_rng(0)
+    losses = []
+    for _ in range(steps):
+        x = tn.tensor(rng.standard_normal((6, 1, 10, 10)).astype(np.float32))
+        opt.zero_grad()
+        loss = F.softmax_cross_entropy(model(x), rng.integers(0, 5, 6))
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    return losses, {n: (p.numpy(), p.grad.numpy()) for n, p in model.named_parameters()}
+
+
+def test_fused_and_unfused_paths_give_the_same_bits(monkeypatch):
+    fused, unfused = _train(True, monkeypatch), _train(False, monkeypatch)
+    assert fused[0] == unfused[0]
+    for name, (p, g) in fused[1].items():
+        assert p.tobytes() == unfused[1][name][0].tobytes(), name
+        assert g.tobytes() == unfused[1][name][1].tobytes(), name
+
+
+def test_the_fused_path_is_taken_only_without_hooks(monkeypatch):
+    monkeypatch.setattr(containers, "FUSE", True)
+    model = _model()
+    x = tn.tensor(np.random.default_rng(1).standard_normal((2, 1, 10, 10)).astype(np.float32))
+    assert type(model(x).creator).__name__ == "Dense"
+    first_relu_input = []
+    assert model[0](x).creator.fuse_relu is False            # a layer alone never fuses
+    out = model[:2](x)
+    assert out.creator.fuse_relu is True                     # Conv2D + ReLU: one node
+    handle = model[1].register_forward_hook(lambda m, inp, o: first_relu_input.append(inp[0]))
+    out_hooked = model[:2](x)
+    handle.remove()
+    # with a hook the ReLU runs on its own and sees the conv's pre-activation
+    assert len(first_relu_input) == 1 and first_relu_input[0].creator.fuse_relu is False
+    assert (first_relu_input[0].numpy() < 0).any()
+    assert out_hooked.numpy().tobytes() == out.numpy().tobytes()
+
+
+def test_diagnose_reports_are_the_same_with_fusion_on_and_off(monkeypatch):
+    diagnose = pytest.importorskip("tinynet.diagnose")
+    reports = []
+    for fuse in (True, False):
+        monkeypatch.setattr(containers, "FUSE", fuse)
+        model = _model()
+        with tn.no_grad():
+            model[3].weight.data[...] = 0          # a zero kernel: something to find
+            model[3].bias.data[...] = 0
+        rng = np.random.default_rng(0)
+        x = rng.standard_normal((12, 1, 10, 10)).astype(np.float32)
+        y = rng.integers(0, 5, 12)
+        report = diagnose.explain(model, (x, y), loss_fn=F.softmax_cross_entropy,
+                                  optimizer=optim.SGD(model.parameters(), lr=0.1), steps=3)
+        reports.append([(f.param, f.cause, f.entries, f.total, f.permanent)
+                        for f in report.findings])
+    assert reports[0] == reports[1] and reports[0]

@@ -1,0 +1,283 @@
+"""tinynet's own worker pool, and BLAS held to one thread while an op runs.
+
+Why: OpenBLAS spreads a matrix product over the cores, but everything else
+an op does -- im2col copies, pooling, ReLU masks, the optimizer's element-wise
+update -- runs on one core in NumPy.  tinynet therefore splits the work of
+its heavy ops itself and runs the pieces on a small thread pool (NumPy
+releases the GIL in copies, ufuncs and matrix products).
+
+Determinism: the split is FIXED by the shapes alone -- the same blocks for
+1, 2 or 8 threads -- and no block's result depends on another block or on
+which thread ran it (every block writes its own part of the output; a
+reduction over blocks, where there is one, is summed in block order).  BLAS
+itself runs single-threaded inside ``blas_one_thread()``, so neither
+``set_num_threads`` nor ``OPENBLAS_NUM_THREADS`` can change a bit of a CPU
+result.  Outside tinynet's ops the user's BLAS thread setting is restored.
+
+    tn.set_num_threads(n)        # n workers (1: everything in the caller's thread)
+    TINYNET_NUM_THREADS=n        # the default for a new process; else the cores available
+"""
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+__all__ = ["set_num_threads", "get_num_threads", "blas_one_thread", "run_blocks",
+           "block_bounds"]
+
+_ENV = "TINYNET_NUM_THREADS"
+
+
+def _default_threads():
+    value = os.environ.get(_ENV, "").strip()
+    if value:
+        try:
+            n = int(value)
+        except ValueError:
+            raise ValueError(f"{_ENV} must be a positive integer, got {value!r}") from None
+        if n < 1:
+            raise ValueError(f"{_ENV} must be a positive integer, got {value!r}")
+        return n
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+_threads = None          # resolved on first use, so importing tinynet stays cheap
+_pool = None
+_pool_lock = threading.Lock()
+
+
+def _forget_pool_after_fork():
+    # a forked child has none of the parent's threads: a new pool on first use
+    global _pool, _pool_lock, _blas_lock, _blas_depth
+    _pool, _pool_lock, _blas_lock, _blas_depth = None, threading.Lock(), threading.Lock(), 0
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool_after_fork)
+
+
+def get_num_threads():
+    """The number of threads tinynet's ops use (results never depend on it)."""
+    global _threads
+    if _threads is None:
+        _threads = _default_threads()
+    return _threads
+
+
+def set_num_threads(n):
+    """Use ``n`` threads in tinynet's ops (1: no pool).  Results do not change."""
+    global _threads, _pool
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"set_num_threads: n must be a positive int, got {n!r}")
+    with _pool_lock:
+        if _pool is not None and n != _threads:
+            _pool.shutdown(wait=True)
+            _pool = None
+        _threads = n
+
+
+def _get_pool():
+    global _pool
+    if _pool is None:
+        with _pool_lock:
+            if _pool is None:
+                _pool = ThreadPoolExecutor(max_workers=max(1, get_num_threads() - 1),
+                                           thread_name_prefix="tinynet")
+    return _pool
+
+
+def block_bounds(n, blocks):
+    """[(start, stop)] cutting range(n) into ``min(blocks, n)`` near-equal parts.
+
+    Depends on n and blocks only -- never on the thread count.
+    """
+    blocks = max(1, min(blocks, n))
+    return [(n * i // blocks, n * (i + 1) // blocks) for i in range(blocks)]
+
+
+def run_blocks(fn, parts):
+    """Call ``fn(part)`` for every part; on the pool when it has several threads.
+
+    Each call must write only its own part of the output, so which thread
+    runs which part, and in what order they finish, changes nothing.  The
+    calling thread works too (the pool holds n - 1 threads): it and the
+    helpers take the next part from a shared counter until none is left.
+    Exceptions propagate.
+    """
+    parts = list(parts)
+    if threading.current_thread().name.startswith("tinynet"):   # nested: already split
+        for part in parts:
+            fn(part)
+        return
+    with blas_one_thread():
+        helpers = min(get_num_threads(), len(parts)) - 1
+        if helpers < 1:
+            for part in parts:
+                fn(part)
+            return
+        queue = iter(parts)
+        lock = threading.Lock()
+
+        def drain():
+            while True:
+                with lock:
+                    part = next(queue, _DONE)
+                if part is _DONE:
+                    return
+                fn(part)
+        futures = [_get_pool().submit(drain) for _ in range(helpers)]
+        try:
+            drain()
+        finally:
+            errors = [f.exception() for f in futures]
+        for error in errors:
+            if error is not None:
+                raise error
+
+
+_DONE = object()
+
+
+# --------------------------------------------------------------------------
+# BLAS: one thread inside tinynet's ops, the user's setting outside
+# --------------------------------------------------------------------------
+_blas_libs = None        # threadpoolctl's controllers of the BLAS libraries loaded
+_blas_depth = 0
+_blas_saved = ()
+_blas_lock = threading.Lock()
+
+
+def _blas_controllers():
+    global _blas_libs
+    if _blas_libs is None:
+        try:
+            from threadpoolctl import ThreadpoolController
+            _blas_libs = list(ThreadpoolController().select(user_api="blas").lib_controllers)
+        except Exception:        # threadpoolctl missing or unable to inspect: nothing to limit
+            _blas_libs = []
+    return _blas_libs
+
+
+class _BlasOneThread:
+    """Re-entrant: only the outermost ``with`` reads, limits and restores, so
+    nesting (an op inside a fused op, a block inside an op) costs a counter.
+    The counter is shared by the user's threads (BLAS's setting is global)."""
+
+    def __enter__(self):
+        global _blas_depth, _blas_saved
+        with _blas_lock:
+            if _blas_depth == 0:
+                saved = []
+                for lib in _blas_controllers():
+                    n = lib.get_num_threads()
+                    saved.append(n)
+                    if n != 1:
+                        lib.set_num_threads(1)
+                _blas_saved = saved
+            _blas_depth += 1
+        return self
+
+    def __exit__(self, *exc):
+        global _blas_depth
+        with _blas_lock:
+            _blas_depth -= 1
+            if _blas_depth == 0:
+                for lib, n in zip(_blas_libs, _blas_saved):
+                    if n != 1:
+                        lib.set_num_threads(n)
+        return False
+
+
+_BLAS_ONE = _BlasOneThread()
+
+
+def blas_one_thread():
+    """Context: BLAS runs single-threaded inside, as the user had it outside."""
+    return _BLAS_ONE
+
+
+# --------------------------------------------------------------------------
+# the fixed partitions the ops use
+# --------------------------------------------------------------------------
+#: Blocks a large op is cut into.  A constant, NOT the thread count: the
+#: partition -- and so every bit of the result -- is the same on any machine.
+#: 4 keeps up to 4 cores busy; more blocks would cost packing overhead on 2.
+BLOCKS = 4
+_MIN_GEMM_FLOPS = 1 << 22       # below ~4 M multiply-adds one block: splitting costs more
+_MIN_ELEMENTS = 1 << 15         # likewise for copies and element-wise work
+
+
+def gemm_blocks(M, K, N):
+    """How many blocks an (M, K) @ (K, N) product is cut into (shapes only)."""
+    return max(1, min(BLOCKS, (M * K * N) // _MIN_GEMM_FLOPS))
+
+
+def gemm(a, b, out=None):
+    """a @ b for 2-D arrays (any strides), single-threaded BLAS per block.
+
+    The product is cut along the longer side of the output -- rows of ``a``
+    or columns of ``b`` -- into ``gemm_blocks`` parts, each an independent
+    smaller product (no sum across blocks); a tiny output of a long sum is
+    cut along the sum instead, and the parts are added in a fixed order.  ``out`` (M, N) if given.
+    Non-numpy arrays (CuPy) go to their own matmul in one piece.
+    """
+    import numpy as np
+    if type(a) is not np.ndarray:
+        from tinynet.backend import array_module
+        return array_module(a).matmul(a, b, out=out)
+    (M, K), N = a.shape, b.shape[1]
+    if out is None:
+        out = np.empty((M, N), dtype=np.result_type(a, b))
+    blocks = gemm_blocks(M, K, N)
+    if blocks == 1:
+        with blas_one_thread():
+            np.matmul(a, b, out=out)
+        return out
+    if M * N <= 4096 and K >= 16384:
+        # a small output from a long sum (the dW of a first conv layer: M, N
+        # of a few dozen, K = every pixel of the batch): cutting M or N would
+        # read all of a and b once per block, so cut K instead; the partial
+        # products are added in block order, the same for any thread count
+        bounds = block_bounds(K, blocks)
+        partial = np.empty((len(bounds), M, N), dtype=out.dtype)
+
+        def part(i):
+            s = slice(*bounds[i])
+            np.matmul(a[:, s], b[s], out=partial[i])
+        run_blocks(part, range(len(bounds)))
+        out[...] = partial[0]
+        for p in partial[1:]:
+            out += p
+        return out
+    if N >= M:
+        def part(bounds):
+            s = slice(*bounds)
+            np.matmul(a, b[:, s], out=out[:, s])
+        run_blocks(part, block_bounds(N, blocks))
+    else:
+        def part(bounds):
+            s = slice(*bounds)
+            np.matmul(a[s], b, out=out[s])
+        run_blocks(part, block_bounds(M, blocks))
+    return out
+
+
+def outer_axis(a):
+    """The axis of ``a`` with the largest stride: cutting along it gives
+    blocks that are contiguous runs of memory (for any memory order)."""
+    if a.ndim == 0:
+        return None
+    return max(range(a.ndim), key=lambda i: abs(a.strides[i]) if a.shape[i] > 1 else -1)
+
+
+def split_along(a, axis=None, min_elements=_MIN_ELEMENTS):
+    """Fixed [(slice tuple)] cutting ``a`` along ``axis`` (default: outermost in
+    memory) into at most BLOCKS parts, fewer for small arrays."""
+    if a.ndim == 0 or type(a).__module__ != "numpy":
+        return [(Ellipsis,)]
+    axis = outer_axis(a) if axis is None else axis
+    blocks = max(1, min(BLOCKS, a.size // min_elements))
+    return [(slice(None),) * axis + (slice(lo, hi),)
+            for lo, hi in block_bounds(a.shape[axis], blocks)]
