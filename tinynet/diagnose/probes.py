@@ -273,8 +273,21 @@ def _any_per_unit(xp, a, scratch):
     buffer ``scratch(a)`` and ``any`` over it: twice as fast as ``any`` on the floats."""
     rows = _unit_rows(a)
     if rows is not None:
+        if xp is np and a.dtype in _BITS:
+            # OR of the bit patterns along each row, the sign bit masked off: nonzero
+            # exactly where some value is != 0 (NaN too; -0.0 is 0).  One pass like
+            # ``any``, but a vectorized integer reduction: about twice as fast.
+            uint, magnitude = _BITS[a.dtype]
+            return (np.bitwise_or.reduce(rows.view(uint), axis=1) & magnitude) != 0
         return rows.any(axis=1)
     return xp.not_equal(a, 0, out=scratch(a)).any(axis=_unit_axes(a.ndim))
+
+
+#: float dtype -> (unsigned int of the same width, the mask of all bits but the sign)
+_BITS = {np.dtype(f): (np.dtype(u), u(~(1 << (8 * np.dtype(u).itemsize - 1)) &
+                                      np.iinfo(u).max))
+         for f, u in ((np.float16, np.uint16), (np.float32, np.uint32),
+                      (np.float64, np.uint64))}
 
 
 def _max_per_unit(xp, a):
