@@ -50,7 +50,6 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import numpy as np  # noqa: E402
 
 WORKLOADS = ("seed000", "seed001")
 DEFAULT_STEPS = {"seed000": 20, "seed001": 10}

@@ -26,7 +26,7 @@ The "ever" / "last step" accumulators are exact (no tolerance) and are
 updated on EVERY training forward / backward -- "never nonzero on any sample
 seen" must see every sample -- but each is one reduction of an array the
 layer has just computed (a conv's channels as contiguous rows when the
-memory layout allows it, ``any`` straight on the floats; a Dense input as
+memory layout allows it, an OR of the bit patterns per row; a Dense input as
 ``x != 0`` into a reused bool buffer, then ``any``) and an in-place update of
 a small (F,) / (U,) array, so they cost little next to the layer itself.  The per-feature and
 per-unit sample COUNTS (``feature_count``, ``grad_count``,
@@ -268,7 +268,7 @@ def _unit_rows(a):
 def _any_per_unit(xp, a, scratch):
     """(U,) bool: unit (axis 1) nonzero on some sample / position.
 
-    Channel-first rows: ``any`` straight on the floats (contiguous rows).  Otherwise
+    Channel-first rows: an OR of the bit patterns of each (contiguous) row.  Otherwise
     (a Dense input (N, F), reduced along the slow axis) ``a != 0`` into a reused bool
     buffer ``scratch(a)`` and ``any`` over it: twice as fast as ``any`` on the floats."""
     rows = _unit_rows(a)
