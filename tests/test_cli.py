@@ -6,6 +6,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tinynet import backend
@@ -213,3 +214,40 @@ def test_explain_figure_write_failure_is_one_line(tmp_path, monkeypatch, capsys)
                  "--out", str(tmp_path / "figs")])
     err = capsys.readouterr().err
     assert code == 1 and err.count("\n") == 1 and "No space left on device" in err
+
+
+def test_explain_mnist_test_split_only_validates_on_images_it_never_trained_on(
+        mnist_dir, monkeypatch, tmp_path, capsys):
+    """With only the test split, the CLI trains on its head and validates on its tail:
+    the constant-init case gets validation images none of which is a training image."""
+    monkeypatch.setenv("TINYNET_MNIST_DIR", str(mnist_dir))
+    monkeypatch.setenv("TINYNET_HOME", str(tmp_path / "cache"))
+    import importlib
+    import urllib.error
+    mnist_module = importlib.import_module("tinynet.data.mnist")
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("offline (test)")
+    monkeypatch.setattr(mnist_module, "_urlopen", offline)
+    seen = {}
+    real_run = cases.run_case
+
+    def spy(name, x, y, **kw):
+        seen.update(x=x, xv=kw.get("x_val"))
+        return real_run(name, x, y, **kw)
+    monkeypatch.setattr(cases, "run_case", spy)
+    code = main(["explain", "constant-init", "--data", "mnist", "--steps", "2",
+                 "--samples", "20000", "--no-progress", "--out", str(tmp_path / "figs")])
+    assert code == 0
+    out = capsys.readouterr().out
+    # the truth: the raw test split, read here without the CLI
+    from tinynet.data import mnist
+    xt, _ = mnist("test")
+    train_rows = {r.tobytes() for r in xt[:len(seen["x"])].reshape(len(seen["x"]), -1)}
+    val = seen["xv"].reshape(len(seen["xv"]), -1)
+    assert len(seen["x"]) + len(val) <= len(xt)
+    assert not any(r.tobytes() in train_rows for r in val)
+    assert np.array_equal(seen["x"].reshape(len(seen["x"]), -1),
+                          xt[:len(seen["x"])].reshape(len(seen["x"]), -1))
+    assert "never trained on" in out and "are left out" not in out
+    assert "No held-out accuracy" not in out

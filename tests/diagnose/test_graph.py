@@ -196,3 +196,32 @@ def test_title_when_nothing_is_zero():
     assert "no gradient entry is exactly 0" in fig._suptitle.get_text()
     labels = [t.get_text() for t in fig.legends[0].get_texts()]
     assert labels == ["gradient flowing back (its value)", "no gradient needed"]
+
+
+def _deep_trace(depth):
+    tn.manual_seed(0)
+    layers = []
+    for _ in range(depth):
+        layers += [nn.Dense(3, 3), nn.ReLU()]
+    net = nn.Sequential(*layers, nn.Dense(3, 2))
+    rng = np.random.default_rng(0)
+    return trace_step(net, rng.random((4, 3)).astype(np.float32), np.array([0, 1, 1, 0]))
+
+
+def test_dot_of_a_long_network_runs_top_to_bottom():
+    """A deep network's DOT lays out top to bottom (width of one layer, not of the
+    depth); a short one still reads left to right.  Same nodes and edges either way."""
+    short, deep = scalar_trace(), _deep_trace(6)
+    n_ops = lambda t: sum(n.kind == "op" for n in t.nodes)  # noqa: E731
+    assert n_ops(short) <= graph_mod.MAX_COLUMNS < n_ops(deep)
+    assert "rankdir=LR;" in short.to_dot() and "rankdir=TB" not in short.to_dot()
+    dot = deep.to_dot()
+    assert "rankdir=TB;" in dot and "rankdir=LR" not in dot
+    edges = [l for l in dot.splitlines() if re.match(r"\s*n\d+ -> n\d+ \[", l)]
+    assert len(edges) == len(deep.edges)
+    nodes = {int(m) for m in re.findall(r"^\s*n(\d+) \[", dot, flags=re.M)}
+    assert nodes == {n.index for n in deep.nodes}
+    # every edge points from an input to the op that read it: forward order is
+    # top to bottom in the TB layout
+    for e in deep.edges:
+        assert f"n{e.dst} -> n{e.src} [" in dot

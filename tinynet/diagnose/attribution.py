@@ -155,12 +155,13 @@ class _Attribution:
                         L.kind in ("dense", "conv"):
                     how = "detach"             # ran with gradients on; nothing came back
                     ev.update(samples_seen=L.samples, backward_passes=0)
+                    ev.update(graph_cut.locate(self.ev, p.layer))
                 elif L is not None and not L.samples and L.nograd_forwards:
                     how = "no_grad"            # ran, but only with gradients off
                     ev["nograd_forwards"] = L.nograd_forwards
                 if how is not None:
                     ev["how"] = how
-                    self.add(Finding(cause="graph_cut", fix=graph_cut.fix(p.layer, how),
+                    self.add(Finding(cause="graph_cut", fix=graph_cut.fix(p.layer, how, ev),
                                      evidence=ev, **common), frozen)
                 else:
                     self.add(Finding(cause="no_gradient", fix=no_gradient.fix(name),

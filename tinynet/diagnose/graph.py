@@ -116,13 +116,19 @@ def to_dot(trace):
 
     Nodes: ops (boxes), parameters (ellipses), inputs (grey); each with its
     shape and gradient norm.  Edges run in the backward direction (op ->
-    input, drawn with ``dir=back`` so the forward order still reads left to
-    right) and carry the gradient norm; exactly-zero edges are red, dashed
+    input, drawn with ``dir=back`` so the layout still follows the forward
+    order) and carry the gradient norm; exactly-zero edges are red, dashed
     and labelled "0".  Ops and parameters of one layer share a cluster.
+
+    Up to ``MAX_COLUMNS`` ops the forward order reads left to right; a longer
+    network runs top to bottom instead, so its width is that of one op with
+    its parameters, whatever the depth (a 20-layer left-to-right chain would
+    be far wider than a notebook).
     """
     fz = trace.first_zero
+    n_ops = sum(1 for n in trace.nodes if n.kind == "op")
     out = ["digraph gradient_flow {",
-           "  rankdir=LR;",
+           f"  rankdir={'LR' if n_ops <= MAX_COLUMNS else 'TB'};",
            f"  label={_q(_title(trace))}; labelloc=t; fontsize=12;",
            '  node [fontname="Helvetica", fontsize=10];',
            '  edge [fontname="Helvetica", fontsize=9];']

@@ -91,12 +91,31 @@ def project(parts, vec, scale=None):
     proj = None
     for p, r in zip(parts, vec["dev"]):
         r = r.astype(p.dtype, copy=False)
-        term = p @ r
+        term = _small_matmul(p, r) if xp is np else p @ r
         proj = term if proj is None else proj + term
     if scale is None:
         # max |part| as max(max, -min): two reductions, no temporary array
         scale = xp.stack([xp.maximum(p.max(), -p.min()) for p in parts])
     return proj, scale
+
+
+#: rows x inner x columns of one product below which OpenBLAS stays on one thread
+_ONE_THREAD_WORK = 200_000
+
+
+def _small_matmul(a, b):
+    """``a @ b`` for a thin ``b`` (k, NPROJ), in row blocks small enough that OpenBLAS
+    runs each on the calling thread.  One (512, 784) @ (784, 4) product is split over
+    the BLAS threads otherwise, and on a busy machine the caller then spins waiting
+    for them: up to 100x the CPU of the same work done on one thread (measured in
+    scripts/recorder_overhead.py)."""
+    rows = max(1, _ONE_THREAD_WORK // max(1, a.shape[1] * b.shape[1]))
+    if a.shape[0] <= rows:
+        return a @ b
+    out = np.empty((a.shape[0], b.shape[1]), dtype=np.result_type(a, b))
+    for i in range(0, a.shape[0], rows):
+        np.matmul(a[i:i + rows], b, out=out[i:i + rows])
+    return out
 
 
 def _proj_bounds(scale, l1, rtol=RTOL):
