@@ -17,7 +17,7 @@ from tinynet.creation import arange, cat, from_numpy, ones, randn, stack, zeros
 from tinynet import ops
 from tinynet.ops._parallel import get_num_threads, set_num_threads
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 _LAZY = ("nn", "optim", "init", "data", "diagnose", "plot", "train", "backend", "grade")
 
