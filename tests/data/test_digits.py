@@ -97,3 +97,69 @@ def test_importing_tinynet_data_does_not_import_matplotlib():
     repo = Path(__file__).resolve().parents[2]
     code = "import sys, tinynet.data; assert 'matplotlib' not in sys.modules, 'matplotlib imported'"
     subprocess.run([sys.executable, "-c", code], cwd=repo, check=True)
+
+
+# The images of digits(2000) and digits(500, split="test"), as sha256 of their bytes.
+# The lessons quote counts measured on these exact images (e.g. always-zero pixels),
+# so they must be the same on every machine: any numpy, any matplotlib (whose FreeType
+# draws different pixels from release to release -- 3.10 and 3.11 disagree -- which is
+# why the glyph masks are shipped in tinynet/data/glyphs.npz).  scripts/check_numpy_floor.sh
+# runs this file on the oldest numpy and an older matplotlib.  Change these only together
+# with the glyphs or the generator, on purpose.
+FINGERPRINTS = {
+    ("train", 2000): "94f7d80e9eb2b5c4",
+    ("test", 500): "b16210302faa05c0",
+}
+
+
+def _fingerprint(x):
+    import hashlib
+    return hashlib.sha256(np.ascontiguousarray(x).tobytes()).hexdigest()[:16]
+
+
+def test_the_same_images_on_every_numpy_and_matplotlib():
+    import matplotlib
+    x, _ = digits(2000, flatten=True)
+    assert _fingerprint(x) == FINGERPRINTS[("train", 2000)], (
+        f"digits(2000) changed under numpy {np.__version__}, matplotlib {matplotlib.__version__}")
+    assert int((x.max(axis=0) == 0).sum()) == 274
+    x, _ = digits(500, split="test", flatten=True)
+    assert _fingerprint(x) == FINGERPRINTS[("test", 500)]
+
+
+def test_digits_do_not_render_fonts_at_run_time(monkeypatch):
+    # the glyphs come from the shipped file, never from matplotlib's FreeType
+    import importlib
+    import matplotlib.ft2font
+    d = importlib.import_module("tinynet.data.digits")
+
+    def refuse(*a, **k):
+        raise AssertionError("digits rendered a font at run time")
+    monkeypatch.setattr(matplotlib.ft2font, "FT2Font", refuse)
+    d._glyph_bank.cache_clear()
+    try:
+        x, _ = digits(10)
+    finally:
+        d._glyph_bank.cache_clear()
+    assert x.shape == (10, 1, 28, 28)
+
+
+def test_shipped_glyphs_are_what_the_render_script_draws():
+    import importlib
+    import matplotlib
+    d = importlib.import_module("tinynet.data.digits")
+    with np.load(d.GLYPHS_FILE) as f:
+        rendered_with = str(f["matplotlib"])
+    if matplotlib.__version__ != rendered_with:
+        pytest.skip(f"glyphs.npz was rendered with matplotlib {rendered_with}; "
+                    f"this is {matplotlib.__version__}, whose FreeType draws other pixels")
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
+    try:
+        import render_glyphs
+    finally:
+        sys.path.pop(0)
+    masks, shapes, fonts, _ = render_glyphs.render_all()
+    shipped = d.load_glyph_masks()
+    assert len(shipped) == len(masks) == 10 * len(fonts)
+    for k, a in enumerate(shipped):
+        assert np.array_equal(a, masks[k, :shapes[k][0], :shapes[k][1]]), k

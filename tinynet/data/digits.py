@@ -2,10 +2,11 @@
 
 How an image is made:
 
-1. Once per process, the glyphs '0'-'9' of 15 fonts that matplotlib ships (DejaVu Sans /
-   Serif, STIX, Computer Modern; regular, bold, italic) are rendered with FreeType at
-   ~64 px and turned into signed distance fields (SDF: distance to the glyph outline in
-   bank pixels, negative inside). That is the glyph bank.
+1. Once per process, the ink masks of the glyphs '0'-'9' of 15 fonts that matplotlib
+   ships (DejaVu Sans / Serif, STIX, Computer Modern; regular, bold, italic), rendered
+   with FreeType at ~64 px by scripts/render_glyphs.py and shipped in glyphs.npz, are
+   turned into signed distance fields (SDF: distance to the glyph outline in bank pixels,
+   negative inside). That is the glyph bank.
 2. Per sample, a random affine map (rotation, slant, aspect), a smooth random "elastic"
    wobble, a random pen width and a random edge softness are drawn. The pen width is a
    threshold on the SDF (``ink where sdf < r``): one number thickens or thins every
@@ -21,20 +22,15 @@ in every image — the always-zero pixels the lessons count.
 
 Only +, -, *, /, sqrt, floor and comparisons touch the random numbers (the rotation uses
 the rational parametrisation of the circle, not sin/cos; no BLAS), so a seed is meant to
-give the same images bit for bit on any CPU, for given numpy and matplotlib versions
-(matplotlib wheels bundle their own FreeType, which draws the glyphs).
+give the same images bit for bit on any CPU and any numpy or matplotlib version. (The
+glyphs used to be rendered at import time, but FreeType's pixels change between
+matplotlib releases -- 3.10 and 3.11 disagree -- which changed the data set and every
+count the lessons quote; so they are shipped instead.)
 """
 import functools
 import os
 
 import numpy as np
-
-FONT_FILES = (
-    "DejaVuSans.ttf", "DejaVuSans-Bold.ttf", "DejaVuSans-Oblique.ttf", "DejaVuSans-BoldOblique.ttf",
-    "DejaVuSerif.ttf", "DejaVuSerif-Bold.ttf", "DejaVuSerif-Italic.ttf",
-    "STIXGeneral.ttf", "STIXGeneralBol.ttf", "STIXGeneralItalic.ttf",
-    "cmr10.ttf", "cmb10.ttf", "cmti10.ttf", "cmss10.ttf", "cmtt10.ttf",
-)  # not DejaVu Sans Mono: its zero has a dot in it, which no MNIST zero has
 
 GLYPH_PX = 64          # a glyph's larger side in the bank, in bank pixels
 DMAX = 16              # the SDF is exact up to this distance (bank px) and clamped beyond
@@ -45,28 +41,20 @@ CHUNK = 1000           # samples per independent random stream: digits(n)[:k] ==
 SPLITS = {"train": 0, "test": 1}
 
 
-def _render_font(path):
-    """Coverage images (float32 in [0, 1], cropped to the ink) of '0'..'9', larger side ~GLYPH_PX."""
-    from matplotlib.ft2font import FT2Font  # lazy: no matplotlib at package import
+GLYPHS_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "glyphs.npz")
 
-    font = FT2Font(path)
 
-    def render(px):
-        out = []
-        for ch in "0123456789":
-            font.set_size(px, 72)  # points at 72 dpi = pixels
-            font.set_text(ch, 0.0)
-            font.draw_glyphs_to_bitmap(antialiased=True)
-            img = np.asarray(font.get_image(), dtype=np.float32) / 255
-            rows = np.flatnonzero(img.max(axis=1) >= 0.5)
-            cols = np.flatnonzero(img.max(axis=0) >= 0.5)
-            out.append(img[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1])
-        return out
+def load_glyph_masks():
+    """The ink masks of '0'..'9' in 15 fonts (list of K = 150 bool arrays, cropped to the ink).
 
-    probe = render(100)  # fonts differ in how big a digit is at a given size; measure, then rescale
-    largest = max(max(g.shape) for g in probe)
-    glyphs = render(100 * 0.97 * GLYPH_PX / largest)
-    return [g[:GLYPH_PX + 2, :GLYPH_PX + 2] for g in glyphs]  # hinting can add a pixel; never overflow the margin
+    Rendered once from the fonts matplotlib ships by scripts/render_glyphs.py and
+    shipped as glyphs.npz: FreeType's pixels change between matplotlib releases,
+    and the data set must not.
+    """
+    with np.load(GLYPHS_FILE) as f:
+        side = int(f["side"])
+        masks = np.unpackbits(f["bits"], axis=-1, count=side).astype(bool)
+        return [masks[k, :h, :w] for k, (h, w) in enumerate(f["shapes"])]
 
 
 def _edt(mask, dmax):
@@ -89,16 +77,6 @@ def _edt(mask, dmax):
     return np.sqrt(np.minimum(d2, dmax * dmax))
 
 
-def _font_paths():
-    import matplotlib
-
-    folder = os.path.join(matplotlib.get_data_path(), "fonts", "ttf")
-    paths = [os.path.join(folder, f) for f in FONT_FILES if os.path.exists(os.path.join(folder, f))]
-    if not paths:
-        raise RuntimeError(f"tinynet.data.digits: none of the fonts {FONT_FILES} found in {folder}")
-    return paths
-
-
 @functools.lru_cache(maxsize=1)
 def _glyph_bank():
     """The glyph bank, built once per process.
@@ -110,12 +88,12 @@ def _glyph_bank():
         width   (K,) float32             mean stroke width in bank px
         size    (K,) float32             larger side of the ink's bounding box in bank px
     """
-    glyphs = [g for path in _font_paths() for g in _render_font(path)]
+    glyphs = load_glyph_masks()
     mask = np.zeros((len(glyphs), BANK, BANK), dtype=bool)
     for k, g in enumerate(glyphs):  # 150 small paste operations, once
         h, w = g.shape
         top, left = (BANK - h) // 2, (BANK - w) // 2
-        mask[k, top:top + h, left:left + w] = g >= 0.5
+        mask[k, top:top + h, left:left + w] = g
     # pixel centres: the outline lies half a pixel beyond the last ink pixel
     sdf = np.where(mask, 0.5 - _edt(~mask, DMAX), _edt(mask, DMAX) - 0.5).astype(np.float32)
 
