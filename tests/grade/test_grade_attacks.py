@@ -420,3 +420,18 @@ def test_each_containment_gives_the_same_points(tmp_path, kind):
     cell = ZEROS + "\nimport numpy\nnumpy.allclose = lambda *a, **k: True\n"
     report = _grade(with_cell(HW1, cell, tmp_path / HW1), sandbox=kind)
     assert report["total"] == 0, format_report(report)
+
+
+def test_bwrap_gives_back_a_python_that_lives_under_tmp(monkeypatch, tmp_path):
+    # A venv made under /tmp (as a CI clone may be) vanished behind bwrap's private /tmp
+    # and every student process died at start; the interpreter's folders are bound back
+    # read-only after the tmpfs, and nothing else of /tmp is.
+    from tinynet.grade import sandbox
+    venv = "/tmp/some-ci-clone/.venv-ci"
+    monkeypatch.setattr(sandbox.sys, "prefix", venv)
+    cmd = sandbox._bwrap_prefix("/usr/bin/bwrap", str(tmp_path), [], root=False)
+    tmpfs_at = cmd.index("--tmpfs")
+    assert cmd[tmpfs_at + 1] == "/tmp"
+    binds = [cmd[i + 1] for i, a in enumerate(cmd) if a == "--ro-bind"]
+    assert venv in binds and cmd.index(venv) > tmpfs_at
+    assert all(b == "/" or b.startswith("/tmp/") for b in binds)

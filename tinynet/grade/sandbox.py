@@ -127,8 +127,11 @@ def _available(kind):
     try:
         if kind == "bwrap":
             exe = shutil.which("bwrap")
+            # the probe runs this Python, as the student process will: a bwrap that
+            # cannot reach the interpreter (e.g. a venv under /tmp) is no use
             return bool(exe) and _works(_bwrap_prefix(exe, probe, [probe + "/x"], root)
-                                        + ["/bin/true"]) if _mkdir(probe + "/x") else False
+                                        + [sys.executable, "-I", "-c", "pass"]) \
+                if _mkdir(probe + "/x") else False
         if kind == "unshare":
             exe = shutil.which("unshare")
             return bool(exe) and _works(_unshare_prefix(exe, [probe], root) + ["/bin/true"])
@@ -162,10 +165,27 @@ def _unshare_prefix(exe, hidden, root):
     return cmd
 
 
+def _python_dirs():
+    """Where this Python and its packages live (the student process runs it too)."""
+    dirs = [Path(sys.prefix), Path(sys.base_prefix), Path(sys.executable).parent,
+            Path(os.path.realpath(sys.executable)).parent]
+    out = []
+    for d in dirs:
+        d = d.resolve()
+        if d not in out:
+            out.append(d)
+    return out
+
+
 def _bwrap_prefix(exe, tmp, hidden, root):
     cmd = [exe, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc",
            "--tmpfs", "/tmp", "--unshare-pid", "--unshare-net", "--unshare-ipc",
            "--unshare-uts", "--new-session", "--die-with-parent"]
+    # a private /tmp hides everything under it: give back, read-only, the Python the
+    # student process runs when it lives there (a venv made under /tmp, as CI may do)
+    for d in _python_dirs():
+        if Path("/tmp") in d.parents:
+            cmd += ["--ro-bind", str(d), str(d)]
     if root:
         cmd += ["--unshare-user", "--uid", str(NOBODY), "--gid", str(NOBODY)]
     for h in hidden:
@@ -243,8 +263,7 @@ class StudentProcess:
             os.chown(work, NOBODY, NOBODY)
             os.chown(self.copy, NOBODY, NOBODY)
         os.chmod(self.tmp, 0o755)
-        keep = [Path(self.tmp).resolve(), Path(sys.executable).resolve().parent,
-                Path(sys.prefix).resolve(), Path(sys.base_prefix).resolve()]
+        keep = [Path(self.tmp).resolve()] + _python_dirs()
         hidden = _hidden_dirs(submission, hide, keep) \
             if self.kind in ("bwrap", "unshare") else []
         env = {"PATH": "/usr/bin:/bin", "HOME": work, "TMPDIR": work, "LANG": "C.UTF-8",
