@@ -77,10 +77,12 @@ for f in report.findings:
 # %% [markdown]
 # * **param** names the parameter as `model.named_parameters()` does: `0.weight` is the weight
 #   of layer 0 (the first Dense).
-# * **cause** is one of a fixed set: `zero_input`, `dead_unit`, `blocked_downstream`,
-#   `zero_weights`, `not_in_optimizer`, `no_gradient` (entries that never changed at all),
-#   `symmetry` (entries that change, but in lock step) and `tiny_update`, `vanishing_gradient`
-#   (entries that change by very little).
+# * **cause** is one of a fixed set, `tn.diagnose.CAUSES` (one small module each in
+#   `tinynet/diagnose/causes/`). Entries that never changed at all: `frozen_by_user`,
+#   `not_in_optimizer`, `graph_cut`, `no_gradient`, `zero_lr`, `zero_weights`, `zero_input`,
+#   `dead_unit`, `blocked_downstream`, `below_resolution` (the update rounded away); entries that
+#   change, but in lock step: `symmetry`; entries that change by very little: `tiny_update`,
+#   `vanishing_gradient`.
 # * **entries of total**: how many entries of the parameter the cause explains. `indices` says
 #   which input features or units, and `mask` marks the entries themselves.
 # * **ROOT CAUSES** are findings with `root=None`: something is wrong right there. A finding whose
@@ -88,9 +90,11 @@ for f in report.findings:
 #   0.weight"**: the rows of `2.weight` that belong to the dead units of layer 0 get an input of
 #   exactly 0, so they cannot learn either, but fixing layer 0 fixes them.
 # * **Permanent** means proven: further training with this data cannot change those entries. A
-#   dead unit in the first layer is permanent for the samples seen, because its input is the data
-#   itself and its weights get no gradient. In a deeper layer a dead unit is reported as "not
-#   necessarily permanent", because the layers before it may still change its input (lesson 3).
+#   dead unit in the first layer is permanent when it stayed off on every sample of the data set
+#   (its input is the data itself, and its weights get no gradient); when `explain` saw only part
+#   of the data it says "not proven permanent" and how many samples it saw. In a deeper layer a
+#   dead unit is "not necessarily permanent", because the layers before it may still change its
+#   input (lesson 3).
 # * **since**: 0 means the entries never changed from the first step. A unit that worked for a
 #   while and then died gets `since = s`: it changed before step s and never from s on (lesson 6
 #   shows such units).
@@ -182,7 +186,7 @@ print("exit status:", cli.returncode)
 # ## Summary
 #
 # * Read the ROOT CAUSES first; everything under "Because of" goes away with its root.
-# * `permanent` is a proof over the data seen, `since` says when entries stopped, `evidence`
+# * `permanent` is a proof over the whole data set (otherwise the report says what it saw), `since` says when entries stopped, `evidence`
 #   holds the numbers and `fix` the remedy.
 # * Read findings in code through their fields (`param`, `cause`, `entries`, `total`,
 #   `permanent`, `root`, `since`, `indices`), not through the printed sentences.
