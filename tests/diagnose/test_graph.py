@@ -53,9 +53,9 @@ def test_dot_marks_zero_edges():
     live = [e for e in trace.edges if e.grad_norm is not None and not e.zero]
     assert all(f'label="{e.grad_norm:.3g}"' in dot for e in live)
     assert "style=dotted" in dot
-    # the first zero node is marked, with the factor
+    # the op that makes the gradient 0 (the one the title names) is marked, with the factor
     fz = trace.first_zero
-    node_line = next(l for l in dot.splitlines() if l.strip().startswith(f"n{fz.node} ["))
+    node_line = next(l for l in dot.splitlines() if l.strip().startswith(f"n{fz.op_node} ["))
     assert "penwidth=3" in node_line and "relu'(0) = 0" in node_line
     assert "subgraph cluster_2" in dot and "(4, 3, 5, 5)" in dot
 

@@ -16,8 +16,8 @@ gradient flows -- from an op back to each of its inputs -- and are labelled
 with the norm of that gradient (its value, for a graph of single numbers).
 An arrow whose gradient is exactly 0 is red, dashed and labelled "0"; a
 grey dotted line is an input that needs no gradient (the images x).  The
-node where the gradient first becomes 0 (``trace.first_zero``) has a thick
-red border and says which factor did it.
+op whose backward first makes the gradient exactly 0 (``trace.first_zero.op_node``,
+the op the title names) has a thick red border and says which factor did it.
 """
 import io
 import shutil
@@ -172,7 +172,7 @@ def _safe(key):
 def _dot_node(n, fz):
     face, edge = _node_colors(n)
     shape = {"op": "box", "input": "parallelogram", "const": "plaintext"}.get(n.kind, "ellipse")
-    first = fz is not None and n.index == fz.node
+    first = fz is not None and n.index == fz.op_node
     attrs = [f"label={_q(chr(10).join(_node_lines(n)))}", f"shape={shape}",
              'style="rounded,filled"' if shape == "box" else "style=filled",
              f"fillcolor={_q(face)}", f"color={_q(_RED if first else edge)}"]
@@ -409,7 +409,7 @@ def draw(trace, title=True):
     for n in trace.nodes:
         face, edge = _node_colors(n)
         lw = 1.0
-        if fz is not None and n.index == fz.node:
+        if fz is not None and n.index == fz.op_node:
             edge, lw = _RED, 2.6
         style = f"round,pad={pad}" if n.kind == "op" else f"round,pad={pad},rounding_size=0.7"
         x, y = pos[n.index]
@@ -418,7 +418,7 @@ def draw(trace, title=True):
             zorder=3, bbox=dict(boxstyle=style, fc=face, ec=edge, lw=lw))
     boxes = _text_boxes(fig, ax, texts, pad * fontsize / 72)
     if fz is not None:
-        x0, y0, x1, y1 = boxes[fz.node]
+        x0, y0, x1, y1 = boxes[fz.op_node]
         ax.text((x0 + x1) / 2, y0 - 0.12, f"▲ gradient becomes 0 here\n{fz.factor}",
                 ha="center", va="top", fontsize=8, color=_RED, fontweight="bold", zorder=4)
 
