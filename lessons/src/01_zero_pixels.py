@@ -126,7 +126,7 @@ print("\nfirst layer, row 0, first 8 of 512 values, BEFORE training:\n", W1_befo
 rec = tn.diagnose.Recorder(model, opt)
 loader = DataLoader(x_train, y_train, batch_size=BATCH, shuffle=True, seed=0)
 history = fit(model, F.softmax_cross_entropy, opt, loader, epochs=EPOCHS,
-              val_data=(x_test, y_test), callbacks=[rec], progress=False)
+              val_data=(x_test, y_test), callbacks=[rec])
 for e in range(EPOCHS):
     print(f"epoch {e + 1}: loss {history.epoch['loss'][e]:.4f}, "
           f"held-out accuracy {history.epoch['val_acc'][e]:.3f}")
@@ -358,8 +358,7 @@ else:
     mnist_opt = optim.RMSprop(mnist_model.parameters(), lr=1e-3, rho=0.9, eps=1e-7)
     mnist_before = mnist_model[0].weight.numpy()
     fit(mnist_model, F.softmax_cross_entropy, mnist_opt,          # one epoch: every image once
-        DataLoader(x_mnist, y_mnist, batch_size=BATCH, shuffle=True, seed=0), epochs=1,
-        progress=False)
+        DataLoader(x_mnist, y_mnist, batch_size=BATCH, shuffle=True, seed=0), epochs=1)
     mnist_changed = mnist_model[0].weight.numpy() != mnist_before
     mnist_frozen = ~mnist_changed.any(axis=1)
     print(f"rows that never changed: {mnist_frozen.sum()};  same set as the always-zero pixels: "
@@ -419,7 +418,7 @@ cropped = nn.Sequential(
 cropped_history = fit(cropped, F.softmax_cross_entropy,
                       optim.RMSprop(cropped.parameters(), lr=1e-3, rho=0.9, eps=1e-7),
                       DataLoader(x_train[:, keep], y_train, batch_size=BATCH, shuffle=True, seed=0),
-                      epochs=EPOCHS, val_data=(x_test[:, keep], y_test), progress=False)
+                      epochs=EPOCHS, val_data=(x_test[:, keep], y_test))
 print(f"inputs {keep.sum()} instead of 784; first-layer weights "
       f"{cropped[0].weight.shape[0] * 512:,} instead of {784 * 512:,}")
 print(f"held-out accuracy: cropped {cropped_history.epoch['val_acc'][-1]:.3f}, "

@@ -141,7 +141,7 @@ def train(build, lr=LR, steps=STEPS):
     w0 = model[0].weight.numpy().copy()
     loader = DataLoader(x_train, y_train, batch_size=BATCH, shuffle=True, seed=0)
     history = fit(model, F.softmax_cross_entropy, opt, loader, callbacks=[rec, first],
-                  max_steps=steps, progress=False)
+                  max_steps=steps)
     return {"model": model, "rec": rec, "history": history, "lr": lr,
             "w0": w0, "w1": model[0].weight.numpy().copy(), "w_step1": first.weights,
             "max_step": np.array(first.steps),

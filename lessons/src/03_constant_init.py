@@ -69,7 +69,7 @@ def train(model, epochs=EPOCHS, lr=LR, every=1):
     loader = DataLoader(x_train, y_train, batch_size=BATCH, shuffle=True, seed=0)
     rec = tn.diagnose.Recorder(model, opt, every=every)
     history = fit(model, F.softmax_cross_entropy, opt, loader, epochs=epochs,
-                  val_data=(x_test, y_test), callbacks=[rec], progress=False)
+                  val_data=(x_test, y_test), callbacks=[rec])
     report = tn.diagnose.explain(model, recorder=rec, steps=0)     # analyze what was recorded
     return history, rec, report
 
@@ -338,7 +338,7 @@ if os.environ.get("TINYNET_MNIST_DIR"):
         mnist_ones = constant_init_mlp(1.0)
         mnist_hist = fit(mnist_ones, F.softmax_cross_entropy, optim.SGD(mnist_ones.parameters(), lr=LR),
                          DataLoader(x_m[:8000], y_m[:8000], batch_size=BATCH, shuffle=True, seed=0),
-                         epochs=EPOCHS, val_data=(x_m[8000:], y_m[8000:]), progress=False)
+                         epochs=EPOCHS, val_data=(x_m[8000:], y_m[8000:]))
         print_epochs(mnist_hist)
         with tn.no_grad():
             mnist_pred = mnist_ones(tn.tensor(x_m[8000:])).numpy().argmax(axis=1)
