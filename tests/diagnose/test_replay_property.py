@@ -224,6 +224,10 @@ def check_outputs(report, model):
 @example(s={"arch": "conv", "hidden": [3], "channels": 3, "pool": True, "dropout": True,
             "opt": "rmsprop", "faults": ["zero_feature", "dead_bias"], "steps": 5, "every": 2,
             "seed": 5})
+# a zero layer whose weight is left out of the optimizer: its bias is told alone
+@example(s={"arch": "dense", "hidden": [3], "channels": 2, "pool": False, "dropout": False,
+            "opt": "sgd", "faults": ["zero_layer", "left_out"], "steps": 3, "every": 1,
+            "seed": 0})
 def test_every_claim_matches_the_replay(s):
     model, x, y, excluded, schedule = build(s)
     data = [(x[i:i + 8], y[i:i + 8]) for i in range(0, len(x), 8)]

@@ -78,3 +78,84 @@ def test_diagnose_reports_are_the_same_with_fusion_on_and_off(monkeypatch):
         reports.append([(f.param, f.cause, f.entries, f.total, f.permanent)
                         for f in report.findings])
     assert reports[0] == reports[1] and reports[0]
+
+
+def _recorded_run(fuse, monkeypatch, steps=8, every=3):
+    """Train _model() with a Recorder; dead channels (a very negative bias) and an
+    input channel that is always 0 give the accumulators something to find."""
+    from tinynet.diagnose import Recorder
+    monkeypatch.setattr(containers, "FUSE", fuse)
+    fused_calls = []
+    real = containers._run_fused
+    monkeypatch.setattr(containers, "_run_fused",
+                        lambda *a: fused_calls.append(1) or real(*a))
+    model = _model()
+    with tn.no_grad():
+        model[3].bias.data[:2] = -50.0         # channels 0, 1 of layer 3: never > 0
+    opt = optim.SGD(model.parameters(), lr=0.05)
+    rec = Recorder(model, opt, every=every).attach()
+    rng = np.random.default_rng(0)
+    for _ in range(steps):
+        x = rng.standard_normal((6, 1, 10, 10)).astype(np.float32)
+        opt.zero_grad()
+        loss = F.softmax_cross_entropy(model(tn.tensor(x)), rng.integers(0, 5, 6))
+        loss.backward()
+        opt.step()
+        rec.step()
+    rec.finalize()
+    probes = {}
+    for name, p in rec.probes.items():
+        fields = {}
+        for key in ("unit_max", "last_open", "last_grad", "last_feature", "feature_count",
+                    "grad_count", "grad_zero_samples"):
+            v = getattr(p, key)
+            fields[key] = None if v is None else np.asarray(v).tobytes()
+        fields["counts"] = (p.samples, p.counted_samples, p.grad_seen, len(p.batches))
+        probes[name] = fields
+    params = {n: p.numpy().tobytes() for n, p in model.named_parameters()}
+    return params, probes, len(fused_calls)
+
+
+def test_a_recorder_watches_the_fused_pair_exactly(monkeypatch):
+    """Between its recorded steps the Recorder lets Conv2D + ReLU run fused and takes
+    the op's per-channel reports (largest pre-activation, where its gradient was
+    nonzero): every accumulator comes out bit for bit as with every layer run alone."""
+    fused = _recorded_run(True, monkeypatch)
+    unfused = _recorded_run(False, monkeypatch)
+    assert fused[2] > 0 and unfused[2] == 0          # the fused path really ran
+    assert fused[0] == unfused[0]
+    assert fused[1] == unfused[1]
+    # the dead channels' largest pre-activation is the real (negative) one
+    assert set(fused[1]) >= {"3", "4"}
+    unit_max = np.frombuffer(fused[1]["3"]["unit_max"], dtype=np.float32)
+    assert (unit_max[:2] < -40).all() and (unit_max[2:] > 0).all()
+
+
+def test_recorded_steps_and_plain_hooks_still_see_every_layer(monkeypatch):
+    """The fused path is never taken on a recorded step (the statistics need the
+    pre-activation) nor while a plain hook function watches either layer."""
+    from tinynet.diagnose import Recorder
+    monkeypatch.setattr(containers, "FUSE", True)
+    fused_calls = []
+    real = containers._run_fused
+    monkeypatch.setattr(containers, "_run_fused",
+                        lambda *a: fused_calls.append(1) or real(*a))
+    model = _model()
+    x = tn.tensor(np.random.default_rng(1).standard_normal((2, 1, 10, 10)).astype(np.float32))
+    rec = Recorder(model, every=1).attach()          # every step recorded
+    for _ in range(3):
+        model(x).sum().backward()
+        rec.step()
+    assert fused_calls == []
+    rec.detach()
+    rec = Recorder(model, every=10).attach()
+    model(x).sum().backward()
+    rec.step()                                       # the next steps are not recorded
+    model(x)
+    assert len(fused_calls) == 3                     # all three Conv2D + ReLU pairs
+    seen = []
+    handle = model[1].register_forward_hook(lambda m, inp, o: seen.append(inp[0]))
+    model(x)
+    handle.remove()
+    assert len(fused_calls) == 5                     # all but the watched pair
+    assert seen and seen[0].creator.fuse_relu is False

@@ -234,7 +234,8 @@ class _Attribution:
         out_max = 0.0
         if L.unit_max is not None:
             out_max = float(L.unit_max.max())
-        ev = {"weight_entries": W.size, "nonzero_weights": int(np.count_nonzero(W.final)),
+        ev = {"weight": L.weight, "weight_entries": W.size,
+              "nonzero_weights": int(np.count_nonzero(W.final)),
               "samples_seen": L.samples, "max_output": out_max,
               "feeds_relu": L.feeds_relu}
         if L.bias is not None:

@@ -99,11 +99,13 @@ class LayerProbe:
         self.nograd_forwards = 0          # forwards with gradients off (evaluation, no_grad)
         self.counted_samples = 0
         self.feature_count = None
-        self.unit_max = None
+        self._unit_max = None
         self.grad_seen = 0
         self.grad_zero_samples = None
         self.grad_count = None
-        self.last_feature = self.last_open = self.last_grad = None
+        self._last_feature = self._last_open = self._last_grad = None
+        # the every-step reductions of the latest steps, folded in on read (see _Pending)
+        self._pending = {"feature": None, "unit": None, "grad": None}
         self.batches = []
         self.in_shape = self.out_shape = None
         self.stats = {"step": [], "mean": [], "std": [], "zero_frac": [], "dead": []}
@@ -111,6 +113,126 @@ class LayerProbe:
         # z > 0, so it reads that layer's accumulators instead of reducing again.
         self.alias = None
         self.samples_act = {}
+
+    # ---- the exact "ever" accumulators (pending rows folded in first) -------
+    @property
+    def unit_max(self):
+        self._fold("unit")
+        return self._unit_max
+
+    @property
+    def last_feature(self):
+        self._fold("feature")
+        return self._last_feature
+
+    @property
+    def last_open(self):
+        self._fold("unit")
+        return self._last_open
+
+    @property
+    def last_grad(self):
+        self._fold("grad")
+        return self._last_grad
+
+    def flush(self):
+        """Fold every pending row into the accumulators (reading them does it too)."""
+        for what in self._pending:
+            self._fold(what)
+
+    def _fold(self, what):
+        pend = self._pending[what]
+        if pend is None or not pend.steps:
+            return
+        rows, steps = pend.take()
+        if what == "unit":
+            hi = rows.max(axis=0)
+            if self._unit_max is None:
+                self._unit_max = hi
+                self._last_open = np.zeros(hi.shape, dtype=np.int64)
+            else:
+                np.maximum(self._unit_max, hi, out=self._unit_max)
+            opened = rows > 0
+        else:
+            opened = (rows & _BITS_BY_UINT[rows.dtype]) != 0
+        # the last pending step on which each one was nonzero / > 0 (0: none of them)
+        last = np.where(opened, steps[:, None], 0).max(axis=0)
+        attr = {"feature": "_last_feature", "unit": "_last_open", "grad": "_last_grad"}[what]
+        cur = getattr(self, attr)
+        if cur is None:
+            setattr(self, attr, last)
+        else:
+            np.maximum(cur, last, out=cur)
+
+    def _push(self, what, a, along):
+        """One reduction of ``a`` (numpy) into the next pending row of ``what``: the OR
+        of the bit patterns ("feature", "grad") or the max ("unit") over ``along``.
+        False when ``a`` is not laid out for it (the caller reduces directly)."""
+        if along == 0:
+            ok = a.ndim == 2 and a.flags.c_contiguous
+            width = a.shape[1] if ok else 0
+        else:
+            a = _unit_rows(a)
+            ok = a is not None
+            width = a.shape[0] if ok else 0
+        if not ok or a.dtype not in _BITS:
+            return False
+        dtype = a.dtype if what == "unit" else _BITS[a.dtype][0]
+        row = self._next_row(what, width, dtype)
+        if what == "unit":
+            np.maximum.reduce(a, axis=along, out=row)
+        else:
+            np.bitwise_or.reduce(a.view(dtype), axis=along, out=row)
+        return True
+
+    def _next_row(self, what, width, dtype):
+        """The pending row of ``what`` for the current step (room made first)."""
+        pend = self._pending[what]
+        if pend is None or pend.rows.shape[1] != width or pend.rows.dtype != dtype:
+            self._fold(what)
+            pend = self._pending[what] = _Pending(self._recorder.every, width, dtype)
+        elif pend.full:
+            self._fold(what)
+        return pend.next_row(self._recorder.steps + 1)
+
+    # ---- a Conv2D + ReLU run as one op (nn.Sequential) -----------------------
+    def observes_fused(self):
+        """True when this probe can watch its layer run fused with the ReLU after it
+        (asked by nn.Sequential before each forward): not on a recorded step (the
+        statistics need the pre-activation itself) nor before the data flow is
+        known; a conv probe takes the op's per-channel reports, the ReLU's probe
+        reads its conv's accumulators anyway (``alias``)."""
+        rec = self._recorder
+        if rec._recording_forward or not rec.topology.closed:
+            return False
+        return self.kind == "conv" or (self.kind == "relu" and self.alias is not None)
+
+    def fused_observer(self):
+        """The callback the fused op reports to (conv probes), else None."""
+        return self._observe_fused if self.kind == "conv" else None
+
+    def fused_forward(self, module, inputs, output):
+        """The forward hook of a fused step: what ``__call__`` does, with the unit
+        maxima and the gradient taken from the op's reports instead."""
+        return self(module, inputs, output, fused=True)
+
+    def _observe_fused(self, event, values):
+        """("max", (O,)) in forward, ("grad_nonzero", (O,) bool) in backward: the same
+        per-channel facts the hooks read from the pre-activation and its gradient."""
+        xp = array_module(values)
+        if event == "max":
+            if xp is np and values.dtype in _BITS:
+                self._next_row("unit", values.shape[0], values.dtype)[...] = values
+            else:
+                self._update_units(xp, values, self._recorder.steps + 1)
+        elif event == "grad_nonzero":
+            if xp is np:
+                pend = self._pending["grad"]
+                dtype = pend.rows.dtype if pend is not None else np.dtype(np.uint32)
+                self._next_row("grad", values.shape[0], dtype)[...] = values
+            else:
+                self._update_grad(xp, values)
+            self.grad_seen += 1
 
     @property
     def grad_nonzero(self):
@@ -131,7 +253,7 @@ class LayerProbe:
         return self.alias if self.alias is not None else self
 
     # ---- forward hook ------------------------------------------------------
-    def __call__(self, module, inputs, output):
+    def __call__(self, module, inputs, output, fused=False):
         if not is_grad_enabled() or not isinstance(output, Tensor):
             # counted only: a layer that ran ONLY like this while training (a forward
             # wrapped in no_grad) had its graph cut -- see the graph_cut cause
@@ -161,9 +283,11 @@ class LayerProbe:
         weighted = self.kind in ("dense", "conv")
         if weighted and getattr(xa, "ndim", 0) >= 2 and array_module(xa) is xp:
             self._see_input(xp, xa, step, recording)
-        if self.alias is None and self.kind in _UNIT_KINDS and y.ndim >= 1:
+        if fused:
+            pass                  # the fused op reports the maxima and the gradient
+        elif self.alias is None and self.kind in _UNIT_KINDS and y.ndim >= 1:
             self._see_units(xp, y, step)
-        if weighted and output.requires_grad:
+        if weighted and output.requires_grad and not fused:
             output.register_hook(self._on_grad)
         if recording:
             self._record_stats(xp, y, step)
@@ -172,24 +296,36 @@ class LayerProbe:
     def _see_input(self, xp, xa, step, recording):
         """Every step: the last step on which each feature (column / channel) was nonzero
         on some sample (exact).  Recorded steps: feature_count += samples with it nonzero."""
-        nz = _any_per_unit(xp, xa, self._bool_scratch)      # (F,) bool
-        if self.last_feature is None:
-            self.last_feature = xp.zeros(nz.shape, dtype=np.int64)
-            self.feature_count = xp.zeros(nz.shape, dtype=np.int64)
-        xp.copyto(self.last_feature, np.int64(step), where=nz)
+        if xp is np and self._push("feature", xa, _layout_axis(xa)):
+            if self.feature_count is None:
+                self.feature_count = np.zeros(xa.shape[1], dtype=np.int64)
+        else:
+            self._fold("feature")
+            nz = _any_per_unit(xp, xa, self._bool_scratch)      # (F,) bool
+            if self._last_feature is None:
+                self._last_feature = xp.zeros(nz.shape, dtype=np.int64)
+            if self.feature_count is None:
+                self.feature_count = xp.zeros(nz.shape, dtype=np.int64)
+            xp.copyto(self._last_feature, np.int64(step), where=nz)
         if recording:
             per_sample = xa.any(axis=tuple(range(2, xa.ndim))) if xa.ndim > 2 else xa != 0
             self.feature_count += per_sample.sum(axis=0, dtype=np.int32)
 
     def _see_units(self, xp, y, step):
         """Running max of every unit, and the last step on which it was > 0."""
-        hi = _max_per_unit(xp, y)
-        if self.unit_max is None:
-            self.unit_max = hi
-            self.last_open = xp.zeros(hi.shape, dtype=np.int64)
+        if xp is np and self._push("unit", y, _layout_axis(y)):
+            return
+        self._update_units(xp, _max_per_unit(xp, y), step)
+
+    def _update_units(self, xp, hi, step):
+        """Fold in one step's (U,) maxima directly (no pending row)."""
+        self._fold("unit")
+        if self._unit_max is None:
+            self._unit_max = hi
+            self._last_open = xp.zeros(hi.shape, dtype=np.int64)
         else:
-            xp.maximum(self.unit_max, hi, out=self.unit_max)
-        xp.copyto(self.last_open, np.int64(step), where=hi > 0)
+            xp.maximum(self._unit_max, hi, out=self._unit_max)
+        xp.copyto(self._last_open, np.int64(step), where=hi > 0)
 
     def _on_grad(self, g):
         """Tensor hook on the output: which units got any nonzero gradient (every step);
@@ -204,20 +340,28 @@ class LayerProbe:
             self.grad_count = count if self.grad_count is None else self.grad_count + count
             self.grad_zero_samples = zero_rows if self.grad_zero_samples is None else \
                 self.grad_zero_samples + zero_rows
+        elif xp is np and ga.ndim >= 2 and self._push("grad", ga, _layout_axis(ga)):
+            nz = None
         else:
             nz = _any_per_unit(xp, ga, self._bool_scratch) if ga.ndim >= 2 else ga != 0
-        if self.last_grad is None:
-            self.last_grad = xp.zeros(nz.shape, dtype=np.int64)
-        xp.copyto(self.last_grad, np.int64(self._recorder.steps + 1), where=nz)
+        if nz is not None:
+            self._update_grad(xp, nz)
         self.grad_seen += 1
         return None
+
+    def _update_grad(self, xp, nz):
+        """Fold in one step's (U,) "gradient nonzero" directly (no pending row)."""
+        self._fold("grad")
+        if self._last_grad is None:
+            self._last_grad = xp.zeros(nz.shape, dtype=np.int64)
+        xp.copyto(self._last_grad, np.int64(self._recorder.steps + 1), where=nz)
 
     def _record_stats(self, xp, y, step):
         """Mean, std, fraction of exact zeros and a histogram sample of the output.
 
         Read through a flat view in memory order (a conv output is a transposed
-        view: ``reshape(-1)`` would copy it), in two passes plus one into a reused
-        scratch buffer: sum; (y - mean)·(y - mean); y == 0 counted."""
+        view: ``reshape(-1)`` would copy it), in three passes, one of them into a reused
+        scratch buffer: sum; (y - mean)·(y - mean); nonzeros counted."""
         s = self.stats
         s["step"].append(step)
         flat = _flat_view(y)
@@ -228,8 +372,7 @@ class LayerProbe:
         d = xp.subtract(flat, mean, out=self._recorder._scratch(xp, flat))
         s["mean"].append(mean)
         s["std"].append(xp.sqrt(xp.dot(d, d) / n))
-        eq = xp.equal(flat, 0, out=self._recorder._scratch(xp, flat, np.dtype(bool)))
-        s["zero_frac"].append(xp.asarray(xp.count_nonzero(eq)) / n)
+        s["zero_frac"].append(xp.asarray(n - xp.count_nonzero(flat)) / n)
         src = self.units_source
         s["dead"].append((src.unit_max <= 0).sum()
                          if self.kind == "relu" and src.unit_max is not None else None)
@@ -271,12 +414,17 @@ def _any_per_unit(xp, a, scratch):
     Channel-first rows: an OR of the bit patterns of each (contiguous) row.  Otherwise
     (a Dense input (N, F), reduced along the slow axis) ``a != 0`` into a reused bool
     buffer ``scratch(a)`` and ``any`` over it: twice as fast as ``any`` on the floats."""
+    if xp is np and a.ndim == 2 and a.flags.c_contiguous and a.dtype in _BITS:
+        # a Dense input / output gradient (N, U): OR the bit patterns of the rows into
+        # one (U,) row, the sign bit masked off -- nonzero exactly where some value
+        # is != 0 (NaN too; -0.0 is 0).  One read of ``a``, nothing written but (U,).
+        uint, magnitude = _BITS[a.dtype]
+        return (np.bitwise_or.reduce(a.view(uint), axis=0) & magnitude) != 0
     rows = _unit_rows(a)
     if rows is not None:
         if xp is np and a.dtype in _BITS:
-            # OR of the bit patterns along each row, the sign bit masked off: nonzero
-            # exactly where some value is != 0 (NaN too; -0.0 is 0).  One pass like
-            # ``any``, but a vectorized integer reduction: about twice as fast.
+            # the same along each (contiguous) row of a channel: one pass like
+            # ``any``, but a vectorized integer reduction, about twice as fast
             uint, magnitude = _BITS[a.dtype]
             return (np.bitwise_or.reduce(rows.view(uint), axis=1) & magnitude) != 0
         return rows.any(axis=1)
@@ -288,6 +436,40 @@ _BITS = {np.dtype(f): (np.dtype(u), u(~(1 << (8 * np.dtype(u).itemsize - 1)) &
                                       np.iinfo(u).max))
          for f, u in ((np.float16, np.uint16), (np.float32, np.uint32),
                       (np.float64, np.uint64))}
+
+
+_BITS_BY_UINT = {u: m for u, m in _BITS.values()}
+
+
+def _layout_axis(a):
+    """0 for a C-contiguous (N, U) array (reduce over the rows), 1 for channel-first
+    rows (N, U, ...) -- which :meth:`LayerProbe._push` reduces along."""
+    return 0 if a.ndim == 2 else 1
+
+
+class _Pending:
+    """Up to ``capacity`` rows of per-step reductions, with their steps, waiting to be
+    folded into a probe's accumulators.  Why: folding one step at a time costs a
+    handful of small NumPy calls per layer per step; a row costs one, and the fold
+    of ``every`` rows at once is as cheap as a single step's."""
+
+    def __init__(self, capacity, width, dtype):
+        self.rows = np.empty((max(1, int(capacity)), width), dtype=dtype)
+        self.steps = []
+
+    @property
+    def full(self):
+        return len(self.steps) == self.rows.shape[0]
+
+    def next_row(self, step):
+        self.steps.append(step)
+        return self.rows[len(self.steps) - 1]
+
+    def take(self):
+        k = len(self.steps)
+        steps = np.asarray(self.steps, dtype=np.int64)
+        self.steps = []
+        return self.rows[:k], steps
 
 
 def _max_per_unit(xp, a):

@@ -68,7 +68,7 @@ class Sequential(Module):
             name, layer = items[i]
             try:
                 if _fusable(layer, items[i + 1][1] if i + 1 < len(items) else None):
-                    x = layer._forward(x, fuse_relu=True)     # Conv2D + ReLU, one node
+                    x = _run_fused(layer, items[i + 1][1], x)      # Conv2D + ReLU, one node
                     i += 2
                     continue
                 x = layer(x)
@@ -88,9 +88,45 @@ def _fusable(layer, nxt):
     """A Conv2D directly followed by a ReLU may run as one op -- the ReLU
     applied to each block of the conv's output while it is in cache -- but
     only where nothing can observe the pre-activation between them: plain
-    nn.Conv2D and nn.ReLU (not subclasses) with no forward hooks (the
-    Recorder and trace_step attach hooks, so they always see every layer)."""
+    nn.Conv2D and nn.ReLU (not subclasses) whose forward hooks, if any, all
+    take the fused op's reports instead of the tensors (see _run_fused).  A
+    plain hook function -- trace_step's, a user's -- always sees every layer."""
     from tinynet.nn.activation import ReLU
     from tinynet.nn.conv import Conv2D
     return (FUSE and type(layer) is Conv2D and type(nxt) is ReLU
-            and not layer._forward_hooks and not nxt._forward_hooks)
+            and _hooks_allow_fusion(layer) and _hooks_allow_fusion(nxt))
+
+
+def _hooks_allow_fusion(module):
+    """True if every forward hook of ``module`` observes a fused pair now: it has a
+    method ``observes_fused()`` that returns True (the diagnose Recorder's layer
+    probes between their recorded steps)."""
+    return all(getattr(hook, "observes_fused", _never)() for hook in module._forward_hooks)
+
+
+def _never():
+    return False
+
+
+def _run_fused(conv, relu, x):
+    """relu(conv(x)) as one op, for hooks that observe it (``_hooks_allow_fusion``):
+    the conv's hooks give the op a callback for its per-channel reports of the
+    pre-activation (``fused_observer()``: its largest value, where its gradient was
+    nonzero) and get ``fused_forward(module, inputs, output)`` afterwards, the ReLU's
+    hooks get ``fused_forward(relu, None, output)``; nothing else differs."""
+    observers = [h.fused_observer() for h in conv._forward_hooks]
+    observers = [o for o in observers if o is not None]
+    if not observers:
+        observe = None
+    elif len(observers) == 1:
+        observe = observers[0]
+    else:
+        def observe(event, values):
+            for o in observers:
+                o(event, values)
+    out = conv._forward(x, fuse_relu=True, observe=observe)
+    for hook in list(conv._forward_hooks):
+        hook.fused_forward(conv, (x,), out)
+    for hook in list(relu._forward_hooks):
+        hook.fused_forward(relu, None, out)
+    return out

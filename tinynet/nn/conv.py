@@ -72,9 +72,10 @@ class Conv2D(Module):
     def forward(self, x):
         return self._forward(x)
 
-    def _forward(self, x, fuse_relu=False):
+    def _forward(self, x, fuse_relu=False, observe=None):
         """y = conv2d(x); with ``fuse_relu`` relu(conv2d(x)) as one graph node
-        (used by Sequential where nothing observes the pre-activation)."""
+        (used by Sequential where nothing observes the pre-activation, or where
+        what observes it takes the fused op's per-channel reports: ``observe``)."""
         where = self._where()
         x = _checks.input_tensor(where, x)
         self._check_shape(where, x.shape)
@@ -85,7 +86,7 @@ class Conv2D(Module):
         pad = _checks.conv_padding(where, self.padding, x.shape[2], x.shape[3], KH, KW,
                                    self.stride)
         operands = (x, self.weight) if self.bias is None else (x, self.weight, self.bias)
-        return Conv2DFn(self.stride, pad, fuse_relu)(*operands)
+        return Conv2DFn(self.stride, pad, fuse_relu, observe)(*operands)
 
     def _check_shape(self, where, shape):
         c = self.in_channels

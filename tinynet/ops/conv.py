@@ -101,9 +101,15 @@ class Conv2D(Function):
     #: where nothing observes the pre-activation; see nn/containers.py)
     fuse_relu = False
 
-    def __init__(self, stride=(1, 1), padding=(0, 0, 0, 0), fuse_relu=False):
+    def __init__(self, stride=(1, 1), padding=(0, 0, 0, 0), fuse_relu=False, observe=None):
         self.stride, self.padding = tuple(stride), tuple(padding)
         self.fuse_relu = fuse_relu
+        # fused only: observe(event, per_channel) reports what the fused op never
+        # materializes -- ("max", (O,) largest pre-activation of each channel) in
+        # forward, ("grad_nonzero", (O,) bool: the gradient at the pre-activation is
+        # nonzero somewhere in the channel) in backward.  The diagnose Recorder uses it
+        # to watch a fused pair exactly (see nn/containers.py).
+        self.observe = observe if fuse_relu else None
 
     def forward(self, x, w, b=None):
         xp = array_module(x)
@@ -118,21 +124,30 @@ class Conv2D(Function):
             # multiplies them, so one block's copy overlaps another block's GEMM
             xpad, cols6 = _pad_batch_last(x, self.padding), cols.reshape(C, KH, KW, OH, OW, N)
             y2 = np.empty((O, L), dtype=x.dtype)
+            bounds = block_bounds(OH, gemm_blocks(O, K, L))
+            maxes = np.empty((len(bounds), O), dtype=x.dtype) if self.observe else None
 
-            def part(rows):
+            def part(i):
+                rows = bounds[i]
                 im2col_rows(xpad, KH, KW, self.stride, rows, cols6)
                 s = slice(rows[0] * OW * N, rows[1] * OW * N)
                 np.matmul(w2, cols[:, s], out=y2[:, s])
                 if b is not None:
                     y2[:, s] += b[:, None]
+                if maxes is not None:
+                    np.maximum.reduce(y2[:, s], axis=1, out=maxes[i])
                 if self.fuse_relu:                  # while the block is still in cache
                     np.maximum(y2[:, s], 0, out=y2[:, s])
-            run_blocks(part, block_bounds(OH, gemm_blocks(O, K, L)))
+            run_blocks(part, range(len(bounds)))
+            if maxes is not None:
+                self.observe("max", maxes.max(axis=0))      # a max: any block order
         else:
             im2col(x, KH, KW, self.stride, self.padding, batch_last=True, out=cols)
             y2 = xp.matmul(w2, cols)                                    # (O, L)
             if b is not None:
                 y2 += b[:, None]
+            if self.observe:
+                self.observe("max", y2.max(axis=1))
             if self.fuse_relu:
                 xp.maximum(y2, 0, out=y2)
         if is_grad_enabled():
@@ -185,13 +200,24 @@ class Conv2D(Function):
         N, _, OH, OW = g.shape
         g2 = g.transpose(1, 2, 3, 0).reshape(O, -1)    # (O, L); free when g is batch-last
         out = xp.empty_like(y2)
+        nonzero = np.empty(O, dtype=bool) if self.observe and xp is np else None
         if xp is np:
+            bits = np.dtype(f"u{out.dtype.itemsize}")
+            magnitude = bits.type(np.iinfo(bits).max >> 1)      # every bit but the sign
+
             def part(rows):
                 s = slice(*rows)
                 np.multiply(g2[s], y2[s] > 0, out=out[s])
+                if nonzero is not None:       # any value != 0 (-0.0 is 0) in each channel
+                    nonzero[s] = (np.bitwise_or.reduce(out[s].view(bits), axis=1)
+                                  & magnitude) != 0
             run_blocks(part, block_bounds(O, max(1, min(4, out.size >> 15))))
         else:
             xp.multiply(g2, y2 > 0, out=out)
+            if self.observe:
+                nonzero = (out != 0).any(axis=1)
+        if self.observe:
+            self.observe("grad_nonzero", nonzero)
         return out.reshape(O, OH, OW, N).transpose(3, 0, 1, 2)
 
     def _dx_rows(self, g, spare):

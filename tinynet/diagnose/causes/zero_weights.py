@@ -17,8 +17,13 @@ def story(f):
     if f.root is not None:
         return f"{entries(f)} never changed: the bias of the all-zero layer {f.layer}"
     extra = f" (and its {n(ev['bias_entries'])} biases)" if "bias_entries" in ev else ""
-    s = (f"all {n(ev['weight_entries'])} weights{extra} are exactly 0, so layer {f.layer} "
-         f"outputs 0 on every sample (largest output seen: {ev['max_output']:g})")
+    # the finding's own count first unless the sentence already is it: "all N weights"
+    # of a weight finding that holds every entry (a bias told alone -- its weight went
+    # to another cause, e.g. left out of the optimizer -- or a part of a weight)
+    whole_weight = f.param == ev.get("weight", f.param) and f.entries == f.total
+    lead = "" if whole_weight else f"{entries(f)} never changed: "
+    s = (f"{lead}all {n(ev['weight_entries'])} weights{extra} are exactly 0, so layer "
+         f"{f.layer} outputs 0 on every sample (largest output seen: {ev['max_output']:g})")
     return s + ("; relu'(0) = 0 sends no gradient back through it, and every layer after it "
                 "sees only zeros" if ev.get("feeds_relu") else
                 "; every layer after it sees only zeros")
