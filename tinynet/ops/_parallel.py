@@ -21,6 +21,8 @@ import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
+from tinynet.ops import _memory
+
 __all__ = ["set_num_threads", "get_num_threads", "blas_one_thread", "run_blocks",
            "block_bounds"]
 
@@ -106,6 +108,8 @@ def run_blocks(fn, parts):
     helpers take the next part from a shared counter until none is left.
     Exceptions propagate.
     """
+    if _memory._done is False:      # once: reuse freed memory between steps (ops/_memory.py)
+        _memory.keep_freed_memory()
     parts = list(parts)
     if threading.current_thread().name.startswith("tinynet"):   # nested: already split
         for part in parts:
