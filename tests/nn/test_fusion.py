@@ -116,10 +116,16 @@ def _recorded_run(fuse, monkeypatch, steps=8, every=3):
     return params, probes, len(fused_calls)
 
 
-def test_a_recorder_watches_the_fused_pair_exactly(monkeypatch):
+@pytest.mark.parametrize("stream", [False, True], ids=["patch-matrix-kept", "streamed"])
+def test_a_recorder_watches_the_fused_pair_exactly(monkeypatch, stream):
     """Between its recorded steps the Recorder lets Conv2D + ReLU run fused and takes
     the op's per-channel reports (largest pre-activation, where its gradient was
-    nonzero): every accumulator comes out bit for bit as with every layer run alone."""
+    nonzero): every accumulator comes out bit for bit as with every layer run alone
+    (on both CPU routes of the conv: the patch matrix kept, or streamed in chunks)."""
+    if stream:
+        from tinynet.ops import _im2col, conv
+        monkeypatch.setattr(conv, "STREAM_MIN_BYTES", 0)
+        monkeypatch.setattr(_im2col, "CHUNK_BYTES", 1500)
     fused = _recorded_run(True, monkeypatch)
     unfused = _recorded_run(False, monkeypatch)
     assert fused[2] > 0 and unfused[2] == 0          # the fused path really ran

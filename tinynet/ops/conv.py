@@ -47,8 +47,12 @@ reshape of g.
 
 Speed (CPU): the three GEMMs do the arithmetic; what is left is memory
 traffic -- building cols (a K x L matrix, 80 MB for a 5x5 conv of 32
-channels on a batch of 128 at 14x14) and scattering back.  The im2col
-buffers are recycled between training steps through ``workspace``.
+channels on a batch of 128 at 14x14) and scattering back.  A cols that
+fits the last-level cache is built whole and kept for backward (its buffer
+recycled between training steps through ``workspace``); a larger one is
+never written out: forward fills and multiplies it in cache-sized chunks of
+columns, and backward rebuilds each chunk for dW (``STREAM_MIN_BYTES``,
+``patch_chunks`` in ops/_im2col.py).
 
 Threads: on the CPU the forward pass is cut into fixed blocks of output
 rows, each building its part of cols and doing its part of the GEMM; the
@@ -62,10 +66,20 @@ import numpy as np
 from tinynet import _checks
 from tinynet.backend import array_module
 from tinynet.ops._im2col import (Workspace, _carve, _pad_batch_last, _pair, _quad,  # noqa: F401
-                                 col2im, conv_output_size, im2col, im2col_rows, same_padding,
+                                 chunk_columns, col2im, conv_output_size, fill_chunk, im2col,
+                                 im2col_rows, patch_chunks, same_padding, thread_scratch,
                                  workspace)
 from tinynet.ops._parallel import blas_one_thread, block_bounds, gemm, gemm_blocks, run_blocks
 from tinynet.tensor import Function, Tensor, as_tensor, is_grad_enabled
+
+#: A patch matrix larger than this is streamed in cache-sized chunks instead of
+#: being written out whole (see ops/_im2col.py, CHUNK_BYTES).  Below it the whole
+#: matrix stays in the last-level cache (32 MiB on the machine this was tuned
+#: on), where keeping it for backward is cheaper than rebuilding it: measured
+#: (paired runs) streaming was 5-10 % slower for the 10-11 MB matrices of the
+#: seed-001 first conv and the seed-003 convs, and 37 % faster in forward (8 %
+#: over forward + backward) for the 80 MB one of the seed-001 second conv.
+STREAM_MIN_BYTES = 16 << 20
 
 # --------------------------------------------------------------------------
 # the op
@@ -94,12 +108,16 @@ class Conv2D(Function):
 
     Backward consumes cols (its memory is reused for dcols, then handed to
     the workspace for the next step); a second backward (retain_graph=True)
-    rebuilds it from x.
+    rebuilds it from x.  A streamed cols (larger than STREAM_MIN_BYTES, CPU)
+    is never kept: forward saves the padded input and backward rebuilds the
+    chunks, summing dW over fixed groups of chunks in a fixed order.
     """
 
     #: True: the op is conv2d followed by ReLU (nn.Sequential fuses the pair
     #: where nothing observes the pre-activation; see nn/containers.py)
     fuse_relu = False
+    #: True (set by forward): the patch matrix was streamed in chunks, not kept
+    streamed = False
 
     def __init__(self, stride=(1, 1), padding=(0, 0, 0, 0), fuse_relu=False, observe=None):
         self.stride, self.padding = tuple(stride), tuple(padding)
@@ -117,11 +135,31 @@ class Conv2D(Function):
         O, _, KH, KW = w.shape
         OH, OW = conv_output_size(H, W, KH, KW, self.stride, self.padding)
         K, L = C * KH * KW, OH * OW * N
-        cols = workspace.empty(xp, (K, L), x.dtype)                     # (K, L)
         w2 = w.reshape(O, K)
-        if xp is np:
-            # blocks of output rows i: each fills its columns (i, j, n) of cols and
-            # multiplies them, so one block's copy overlaps another block's GEMM
+        self.streamed = xp is np and K * L * x.dtype.itemsize > STREAM_MIN_BYTES
+        if self.streamed:
+            # a patch matrix larger than the caches: chunks of output pixels, each on
+            # the pool, fill their columns into the thread's cache-sized buffer and
+            # multiply at once -- the (K, L) matrix is never written out; backward
+            # rebuilds the chunks from the padded input
+            xpad = _pad_batch_last(x, self.padding)
+            chunks = patch_chunks(K, OH, OW, N, x.dtype.itemsize)
+            y2 = np.empty((O, L), dtype=x.dtype)
+            maxes = np.empty((len(chunks), O), dtype=x.dtype) if self.observe else None
+
+            def part(i):
+                s = chunk_columns(chunks[i], OW, N)
+                cols = fill_chunk(xpad, KH, KW, self.stride, chunks[i],
+                                  thread_scratch((K, s.stop - s.start), x.dtype))
+                np.matmul(w2, cols, out=y2[:, s])
+                self._finish_block(b, y2[:, s], maxes, i)
+            run_blocks(part, range(len(chunks)))
+            saved = xpad
+        elif xp is np:
+            # the whole patch matrix, kept for backward: blocks of output rows each fill
+            # their columns of it and multiply them, so one block's copy overlaps another
+            # block's GEMM
+            cols = workspace.empty(xp, (K, L), x.dtype)                 # (K, L)
             xpad, cols6 = _pad_batch_last(x, self.padding), cols.reshape(C, KH, KW, OH, OW, N)
             y2 = np.empty((O, L), dtype=x.dtype)
             bounds = block_bounds(OH, gemm_blocks(O, K, L))
@@ -132,16 +170,11 @@ class Conv2D(Function):
                 im2col_rows(xpad, KH, KW, self.stride, rows, cols6)
                 s = slice(rows[0] * OW * N, rows[1] * OW * N)
                 np.matmul(w2, cols[:, s], out=y2[:, s])
-                if b is not None:
-                    y2[:, s] += b[:, None]
-                if maxes is not None:
-                    np.maximum.reduce(y2[:, s], axis=1, out=maxes[i])
-                if self.fuse_relu:                  # while the block is still in cache
-                    np.maximum(y2[:, s], 0, out=y2[:, s])
+                self._finish_block(b, y2[:, s], maxes, i)
             run_blocks(part, range(len(bounds)))
-            if maxes is not None:
-                self.observe("max", maxes.max(axis=0))      # a max: any block order
+            saved = cols
         else:
+            cols = workspace.empty(xp, (K, L), x.dtype)                 # (K, L)
             im2col(x, KH, KW, self.stride, self.padding, batch_last=True, out=cols)
             y2 = xp.matmul(w2, cols)                                    # (O, L)
             if b is not None:
@@ -150,13 +183,27 @@ class Conv2D(Function):
                 self.observe("max", y2.max(axis=1))
             if self.fuse_relu:
                 xp.maximum(y2, 0, out=y2)
+            saved = cols
+        if xp is np and maxes is not None:
+            self.observe("max", maxes.max(axis=0))          # a max: any block order
         if is_grad_enabled():
-            self.cols, self.w, self.x_shape = cols, w, x.shape
+            # the patch matrix, or (streamed) the padded input to rebuild its chunks from
+            self.saved, self.w, self.x_shape = saved, w, x.shape
             if self.fuse_relu:
                 self.y2 = y2                        # relu'(pre-activation) = (y > 0)
-        else:
-            workspace.give_back(cols)
+        elif not self.streamed:
+            workspace.give_back(saved)
         return y2.reshape(O, OH, OW, N).transpose(3, 0, 1, 2)          # (N, O, OH, OW)
+
+    def _finish_block(self, b, y2s, maxes, i):
+        """Bias, the observer's maxima and the fused ReLU on one block of columns of y2,
+        while it is still in cache."""
+        if b is not None:
+            y2s += b[:, None]
+        if maxes is not None:
+            np.maximum.reduce(y2s, axis=1, out=maxes[i])
+        if self.fuse_relu:
+            np.maximum(y2s, 0, out=y2s)
 
     def backward(self, g):
         xp = array_module(g)
@@ -166,16 +213,18 @@ class Conv2D(Function):
         O, C, KH, KW = w.shape
         PT, PB, PL, PR = self.padding
         g2 = g.transpose(1, 2, 3, 0).reshape(O, -1)    # (O, L); free when g is batch-last
-        cols, self.cols = self.cols, None
-        if cols is None and w_in.requires_grad:       # a second backward (retain_graph)
-            cols = im2col(x_in.data, KH, KW, self.stride, self.padding, batch_last=True,
-                          out=workspace.empty(xp, (C * KH * KW, g2.shape[1]), g.dtype))
+        saved, self.saved = self.saved, None           # consumed here
+        if saved is None:                              # a second backward (retain_graph)
+            saved = self._rebuild(xp, x_in.data, g2.shape[1])
         gx = gw = None
-        if w_in.requires_grad:      # as dW2ᵀ = cols @ g2ᵀ: OpenBLAS is faster this way round
-            gw = xp.ascontiguousarray(gemm(cols, g2.T).T).reshape(w.shape)
+        if w_in.requires_grad:
+            gw = self._grad_w(xp, saved, g2)
+        cols = None if self.streamed else saved        # the matrix's memory is reused below
         if x_in.requires_grad and self.stride[1] == 1 and max(PL, PR) < KW:
             gx = self._dx_rows(g, cols)
         elif x_in.requires_grad:
+            if cols is None:
+                cols = workspace.empty(xp, (C * KH * KW, g2.shape[1]), g.dtype)
             dcols = gemm(w.reshape(O, -1).T, g2, out=cols)              # (K, L)
             with blas_one_thread():
                 gx = col2im(dcols, self.x_shape, KH, KW, self.stride, self.padding,
@@ -187,6 +236,51 @@ class Conv2D(Function):
             return gx, gw
         gb = g2.sum(axis=1) if self.inputs[2].requires_grad else None   # (O,)
         return gx, gw, gb
+
+    def _rebuild(self, xp, x, L):
+        """What forward saved, again from the input (after a first backward used it)."""
+        O, C, KH, KW = self.w.shape
+        if self.streamed:
+            return _pad_batch_last(x, self.padding)
+        return im2col(x, KH, KW, self.stride, self.padding, batch_last=True,
+                      out=workspace.empty(xp, (C * KH * KW, L), x.dtype))
+
+    def _grad_w(self, xp, saved, g2):
+        """dW = (cols @ g2ᵀ)ᵀ, as (O, C, KH, KW).  (OpenBLAS is faster this way round.)
+
+        Streamed: the patch chunks are rebuilt from the padded input (``saved``) in
+        the thread's cache-sized buffer and multiplied at once; the chunks are cut
+        into at most 4 fixed groups, each summing its chunks' products in order,
+        and the groups are added in order -- the same sum for any thread count.
+        Otherwise one product with the saved patch matrix."""
+        w = self.w
+        O, C, KH, KW = w.shape
+        K = C * KH * KW
+        if not self.streamed:
+            return xp.ascontiguousarray(gemm(saved, g2.T).T).reshape(w.shape)
+        N = self.x_shape[0]
+        OH, OW = conv_output_size(self.x_shape[2], self.x_shape[3], KH, KW, self.stride,
+                                  self.padding)
+        chunks = patch_chunks(K, OH, OW, N, g2.dtype.itemsize)
+        groups = block_bounds(len(chunks), 4)
+        sums = np.empty((len(groups), K, O), dtype=g2.dtype)
+
+        def part(gi):
+            for i in range(*groups[gi]):
+                s = chunk_columns(chunks[i], OW, N)
+                cols = fill_chunk(saved, KH, KW, self.stride, chunks[i],
+                                  thread_scratch((K, s.stop - s.start), g2.dtype))
+                if i == groups[gi][0]:
+                    np.matmul(cols, g2[:, s].T, out=sums[gi])
+                else:
+                    part_sum = thread_scratch((K, O), g2.dtype, slot=1)
+                    np.matmul(cols, g2[:, s].T, out=part_sum)
+                    sums[gi] += part_sum
+        run_blocks(part, range(len(groups)))
+        total = sums[0]
+        for other in sums[1:]:                       # in group order
+            total += other
+        return np.ascontiguousarray(total.T).reshape(w.shape)
 
     def _relu_backward(self, g):
         """g · (y > 0) for the fused ReLU, as a batch-last (N, O, OH, OW) view.
@@ -244,16 +338,31 @@ class Conv2D(Function):
         OH = g.shape[2]
         gW = _pad_batch_last(g, (0, 0, KW - 1 - PL, KW - 1 - PR))      # (O, OH, W + KW - 1, N)
         sO, sI, sJ, sN = gW.strides
-        g_cols, t = _carve(xp, spare, g.dtype, (O * KW, OH * W * N), (KH * C, OH * W * N))
         w_rows = self.w[:, :, :, ::-1].transpose(2, 1, 0, 3).reshape(KH * C, O * KW)
-        g_cols5 = g_cols.reshape(O, KW, OH, W, N)
+        # g_cols larger than the caches: streamed in chunks (like the forward pass)
+        stream = xp is np and O * KW * OH * W * N * g.dtype.itemsize > STREAM_MIN_BYTES
+        if stream:
+            g_cols, (t,) = None, _carve(xp, spare, g.dtype, (KH * C, OH * W * N))
+            chunks = patch_chunks(O * KW, OH, W, N, g.dtype.itemsize)
+        else:
+            g_cols, t = _carve(xp, spare, g.dtype, (O * KW, OH * W * N), (KH * C, OH * W * N))
+
+        def fill(i0, i1, j0, j1, out):          # g_cols[(o, kw'), (i, w, n)] = gW[o, i, w + kw', n]
+            out.reshape(O, KW, i1 - i0, j1 - j0, N)[...] = xp.lib.stride_tricks.as_strided(
+                gW[:, i0:, j0:], shape=(O, KW, i1 - i0, j1 - j0, N),
+                strides=(sO, sJ, sI, sJ, sN))
+            return out
 
         def gemm_part(rows):        # output rows i0..i1: their columns of g_cols, then of t
             i0, i1 = rows
-            g_cols5[:, :, i0:i1] = xp.lib.stride_tricks.as_strided(
-                gW[:, i0:], shape=(O, KW, i1 - i0, W, N), strides=(sO, sJ, sI, sJ, sN))
             s = slice(i0 * W * N, i1 * W * N)
+            fill(i0, i1, 0, W, g_cols[:, s])
             xp.matmul(w_rows, g_cols[:, s], out=t[:, s])                # (KH·C, OH·W·N)
+
+        def chunk_part(i):          # streamed: one chunk in the thread's cache-sized buffer
+            s = chunk_columns(chunks[i], W, N)
+            cols = fill(*chunks[i], thread_scratch((O * KW, s.stop - s.start), g.dtype))
+            np.matmul(w_rows, cols, out=t[:, s])
         per_row = t.reshape(KH, C, OH, W, N)
         dxpad = xp.empty((C, H + PT + PB, W, N), dtype=g.dtype)
 
@@ -262,14 +371,18 @@ class Conv2D(Function):
             dxpad[c] = 0
             for kh in range(KH):
                 dxpad[c, kh:kh + SH * (OH - 1) + 1:SH] += per_row[kh, c]
-        if xp is np:
+        if stream:
+            run_blocks(chunk_part, range(len(chunks)))
+            run_blocks(scatter_part, block_bounds(C, max(1, min(4, dxpad.size >> 15))))
+        elif xp is np:
             run_blocks(gemm_part, block_bounds(OH, gemm_blocks(KH * C, O * KW, OH * W * N)))
             run_blocks(scatter_part, block_bounds(C, max(1, min(4, dxpad.size >> 15))))
         else:
             gemm_part((0, OH))
             scatter_part((0, C))
         for buf in (g_cols, t):
-            workspace.give_back(buf)          # ignores the views carved from spare
+            if buf is not None:
+                workspace.give_back(buf)      # ignores the views carved from spare
         return dxpad[:, PT:PT + H].transpose(3, 0, 1, 2)
 
 
