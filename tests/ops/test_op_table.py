@@ -52,6 +52,8 @@ TABLE = {
     "conv2d": (lambda x, w, b: ops.conv2d(x, w, b, stride=(1, 2), padding=1),
                [_std((2, 2, 5, 5)), _std((3, 2, 3, 2)), _std((3,))]),
     "max_pool2d": (lambda a: ops.max_pool2d(a, 2, 1), [_std((2, 2, 4, 5))]),
+    "conv2d_relu_maxpool": (lambda x, w, b: ops.conv2d_relu_maxpool(x, w, b, padding=1),
+                            [_std((2, 2, 4, 6)), _std((3, 2, 3, 3)), _std((3,))]),
     "dropout": (lambda a: ops.dropout(a, 0.5, mask=tn.tensor(
         (np.arange(12).reshape(3, 4) % 3 > 0).astype(np.float64), device=a.device)),
                 [_std((3, 4))]),
@@ -61,6 +63,9 @@ TABLE = {
     "conv2d_simple": (lambda x, w: ops.conv2d_simple(x, w, padding="same"),
                       [_std((1, 2, 4, 4)), _std((2, 2, 3, 3))]),
     "max_pool2d_simple": (lambda a: ops.max_pool2d_simple(a, 2), [_std((1, 2, 4, 4))]),
+    "conv2d_relu_maxpool_simple": (
+        lambda x, w, b: ops.conv2d_relu_maxpool_simple(x, w, b, padding=1),
+        [_std((1, 2, 4, 4)), _std((2, 2, 3, 3)), _std((2,))]),
     "softmax_cross_entropy_simple": (
         lambda z: ops.softmax_cross_entropy_simple(z, [1, 1, 0]), [_std((3, 2))]),
 }

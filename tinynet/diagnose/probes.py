@@ -205,7 +205,7 @@ class LayerProbe:
         rec = self._recorder
         if rec._recording_forward or not rec.topology.closed:
             return False
-        return self.kind == "conv" or (self.kind == "relu" and self.alias is not None)
+        return self.kind in ("conv", "pool") or (self.kind == "relu" and self.alias is not None)
 
     def fused_observer(self):
         """The callback the fused op reports to (conv probes), else None."""

@@ -21,6 +21,7 @@ from tinynet import backend
 from tinynet.backend import array_module
 from tinynet.ops.arithmetic import Add, Div, Mul, Neg, Pow, Sub
 from tinynet.ops.conv import Conv2D
+from tinynet.ops.conv_relu_pool import Conv2DReLUPool
 from tinynet.ops.dense import Dense
 from tinynet.ops.dropout import Dropout
 from tinynet.ops.elementwise import Exp, Log, ReLU
@@ -141,8 +142,8 @@ def _why_linear(ctx, fn, arg):
         if all_zero(x.data):
             root, why = ctx.zero_source(x)
             detail = (f"{fn.name}'s dW = xᵀ·g and its input x is exactly 0 everywhere"
-                      if fn.name != "Conv2D" else
-                      "Conv2D's dW = im2col(x)ᵀ·g and its input x is exactly 0 everywhere")
+                      if not fn.name.startswith("Conv2D") else
+                      f"{fn.name}'s dW = im2col(x)ᵀ·g and its input x is exactly 0 everywhere")
             if why:
                 detail += f" (because {why})"
             return Why(CAUSE["zero_input"], "x = 0", detail, root)
@@ -187,6 +188,11 @@ RULES = {
     MatMul: Rule("da = g·bᵀ, db = aᵀ·g", "any", _why_linear),
     Conv2D: Rule("dW = im2col(x)ᵀ·g, dx = col2im(g·W), db = Σ g over N, OH, OW", "linear",
                  _why_linear),
+    # nn.Sequential runs Conv2D, ReLU, MaxPool2D(2) as this op only where no hook
+    # watches them -- trace_step's hooks always see the three ops -- but a graph
+    # built elsewhere may hold it
+    Conv2DReLUPool: Rule("g to each 2x2 window's argmax where the pooled value is > 0, "
+                         "then Conv2D's dW = im2col(x)ᵀ·g, dx, db", "linear", _why_linear),
     MaxPool2D: Rule("g routed to the argmax of each window, 0 elsewhere", "all"),
     Reshape: Rule("g reshaped back (identity)", "all"),
     Transpose: Rule("g transposed back (identity)", "all"),
@@ -211,7 +217,7 @@ RULES = {
     Cast: Rule("g cast back to the input's dtype", "all"),
     ToDevice: Rule("g moved back to the input's device", "all"),
 }
-LINEAR = (Dense, MatMul, Conv2D)          # x·W: dW = xᵀ·g, dx = g·Wᵀ
+LINEAR = (Dense, MatMul, Conv2D, Conv2DReLUPool)    # x·W: dW = xᵀ·g, dx = g·Wᵀ
 
 
 def _unknown(fn):

@@ -67,8 +67,16 @@ class Sequential(Module):
         while i < len(items):
             name, layer = items[i]
             try:
-                if _fusable(layer, items[i + 1][1] if i + 1 < len(items) else None):
-                    x = _run_fused(layer, items[i + 1][1], x)      # Conv2D + ReLU, one node
+                nxt = items[i + 1][1] if i + 1 < len(items) else None
+                if _fusable(layer, nxt):
+                    pool = items[i + 2][1] if i + 2 < len(items) else None
+                    if _pool_fusable(pool):
+                        y = _run_fused(layer, nxt, x, pool)       # Conv2D + ReLU + pool
+                        if y is not None:
+                            x = y
+                            i += 3
+                            continue
+                    x = _run_fused(layer, nxt, x)                 # Conv2D + ReLU, one node
                     i += 2
                     continue
                 x = layer(x)
@@ -108,12 +116,23 @@ def _never():
     return False
 
 
-def _run_fused(conv, relu, x):
-    """relu(conv(x)) as one op, for hooks that observe it (``_hooks_allow_fusion``):
-    the conv's hooks give the op a callback for its per-channel reports of the
-    pre-activation (``fused_observer()``: its largest value, where its gradient was
-    nonzero) and get ``fused_forward(module, inputs, output)`` afterwards, the ReLU's
-    hooks get ``fused_forward(relu, None, output)``; nothing else differs."""
+def _pool_fusable(pool):
+    """A plain nn.MaxPool2D with 2x2 windows, stride 2 and no padding right after a
+    fusable Conv2D + ReLU may join them (ops/conv_relu_pool.py), on the same terms."""
+    from tinynet.nn.pool import MaxPool2D
+    return (FUSE and type(pool) is MaxPool2D and pool.kernel_size == (2, 2)
+            and pool.stride == (2, 2) and pool.padding == (0, 0)
+            and _hooks_allow_fusion(pool))
+
+
+def _run_fused(conv, relu, x, pool=None):
+    """relu(conv(x)) -- or, with ``pool``, max_pool2d(relu(conv(x)), 2) -- as one op,
+    for hooks that observe it (``_hooks_allow_fusion``): the conv's hooks give the
+    op a callback for its per-channel reports of the pre-activation
+    (``fused_observer()``: its largest value, where its gradient was nonzero) and
+    get ``fused_forward(module, inputs, output)`` afterwards, the ReLU's and the
+    pool's hooks get ``fused_forward(module, None, output)``; nothing else differs.
+    With ``pool``, None when the shapes do not allow it (nothing has run then)."""
     observers = [h.fused_observer() for h in conv._forward_hooks]
     observers = [o for o in observers if o is not None]
     if not observers:
@@ -124,9 +143,15 @@ def _run_fused(conv, relu, x):
         def observe(event, values):
             for o in observers:
                 o(event, values)
-    out = conv._forward(x, fuse_relu=True, observe=observe)
+    if pool is not None:
+        out = conv._forward_relu_pool(x, observe=observe)
+        if out is None:
+            return None
+    else:
+        out = conv._forward(x, fuse_relu=True, observe=observe)
     for hook in list(conv._forward_hooks):
         hook.fused_forward(conv, (x,), out)
-    for hook in list(relu._forward_hooks):
-        hook.fused_forward(relu, None, out)
+    for module in (relu, pool):
+        for hook in list(module._forward_hooks) if module is not None else ():
+            hook.fused_forward(module, None, out)
     return out

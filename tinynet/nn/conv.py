@@ -88,6 +88,24 @@ class Conv2D(Module):
         operands = (x, self.weight) if self.bias is None else (x, self.weight, self.bias)
         return Conv2DFn(self.stride, pad, fuse_relu, observe)(*operands)
 
+    def _forward_relu_pool(self, x, observe=None):
+        """maxpool2d(relu(conv2d(x)), 2) as one op (nn.Sequential, CPU), or None when
+        the pair does not fit it (an odd output size, not a numpy array) -- then the
+        caller runs the layers one by one."""
+        from tinynet.ops.conv_relu_pool import Conv2DReLUPool, fusable_shape
+        where = self._where()
+        x = _checks.input_tensor(where, x)
+        self._check_shape(where, x.shape)
+        _checks.match_weights(where, x, self.weight)
+        KH, KW = self.kernel_size
+        pad = _checks.conv_padding(where, self.padding, x.shape[2], x.shape[3], KH, KW,
+                                   self.stride)
+        if type(x.data) is not np.ndarray or \
+                not fusable_shape(x.shape, self.weight.shape, self.stride, pad):
+            return None
+        operands = (x, self.weight) if self.bias is None else (x, self.weight, self.bias)
+        return Conv2DReLUPool(self.stride, pad, observe)(*operands)
+
     def _check_shape(self, where, shape):
         c = self.in_channels
         msg = f"{where}: expected input of shape (N, {c}, H, W), got {shape}"

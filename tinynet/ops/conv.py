@@ -407,6 +407,14 @@ def conv2d(x, weight, bias=None, stride=1, padding=0):
 
     Returns y (N, O, OH, OW) with OH = (H + PT + PB - KH) // SH + 1.
     """
+    operands, stride, pad = conv_operands(x, weight, bias, stride, padding)
+    return Conv2D(stride, pad)(*operands)
+
+
+def conv_operands(x, weight, bias=None, stride=1, padding=0, op="conv2d"):
+    """conv2d's argument checks: (operands, (SH, SW), (PT, PB, PL, PR)), or a
+    ValueError / TypeError a student can act on.  Also used by the fused
+    conv2d_relu_maxpool (ops/conv_relu_pool.py)."""
     x = as_tensor(x)
     weight = as_tensor(weight, like=x)
     if x.ndim != 4:
@@ -451,4 +459,4 @@ def conv2d(x, weight, bias=None, stride=1, padding=0):
         raise ValueError(f"conv2d: kernel {KH}x{KW} is larger than the padded input "
                          f"{Hp}x{Wp} (input {H}x{W}, padding (top, bottom, left, right) "
                          f"= {pad}); use a smaller kernel or more padding")
-    return Conv2D(stride, pad)(*operands)
+    return operands, stride, pad

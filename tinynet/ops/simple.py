@@ -17,7 +17,8 @@ from tinynet import _checks, ops
 from tinynet.backend import array_module
 from tinynet.tensor import Tensor, as_tensor
 
-__all__ = ["conv2d_simple", "max_pool2d_simple", "softmax_cross_entropy_simple"]
+__all__ = ["conv2d_simple", "max_pool2d_simple", "conv2d_relu_maxpool_simple",
+           "softmax_cross_entropy_simple"]
 
 
 def _zeros_like_rows(x, axis, n):
@@ -97,6 +98,20 @@ def max_pool2d_simple(x, kernel_size, stride=None):
             better = Tensor((w.data > y.data).astype(x.dtype))          # constant mask
             y = y * (1 - better) + w * better
     return y
+
+
+def conv2d_relu_maxpool_simple(x, weight, bias=None, stride=1, padding=0):
+    """The fused op of ops/conv_relu_pool.py, written as what it replaces:
+
+        y = max_pool2d(relu(conv2d(x, weight, bias)), 2)     (N, O, OH/2, OW/2)
+
+    x (N, C, H, W), weight (O, C, KH, KW), bias (O,) or None; stride and padding
+    as in ``conv2d``.  relu(z) is z times the constant 0/1 mask (z > 0), so its
+    gradient is g where z > 0 and 0 elsewhere (relu'(0) = 0).
+    """
+    z = conv2d_simple(x, weight, bias, stride, padding)
+    opened = Tensor((z.data > 0).astype(z.dtype))                     # constant mask
+    return max_pool2d_simple(z * opened, 2)
 
 
 def softmax_cross_entropy_simple(logits, labels):

@@ -1,0 +1,168 @@
+"""Conv2D -> ReLU -> 2x2 max pool as one op (CPU): the full-size map never goes to memory.
+
+Notation as in ops/conv.py; here OH, OW (the conv's output size) are even and
+PH, PW = OH / 2, OW / 2 is the pooled size.  z = conv2d(x, W) + b is the
+pre-activation, (O, OH, OW) per sample.
+
+    y[n, o, p, q] = relu( max_{a, b in {0, 1}} z[n, o, 2p + a, 2q + b] )
+
+which equals max_pool2d(relu(z), 2): ReLU is monotone, so pooling first and
+activating the 4x smaller map gives the same values.  Per block of output rows
+(whole pooling windows) the op does the block's GEMM, its bias, the 2x2 max
+with its argmax -- the FIRST maximum in row-major order, MaxPool2D's tie rule
+-- and the ReLU, all while the block is in cache; only the pooled map and its
+argmax (uint8) are written.
+
+Backward: a window's gradient goes to its argmax if the pooled value is > 0
+(the ReLU's derivative there), else nowhere.  One pass writes the full-size
+gradient at z; Conv2D's backward (dW, db, dx) takes it from there.
+
+The same bits as conv2d -> relu -> max_pool2d: in a window whose maximum is
+> 0 the first maximum of relu(z) is the first maximum of z (the entries ReLU
+sets to 0 are smaller); a window whose maximum is <= 0 sends no gradient
+either way.  (A NaN in a window may route its gradient differently.)
+
+nn.Sequential runs Conv2D, ReLU, MaxPool2D(2) like this where nothing observes
+the two maps in between (see nn/containers.py); the readable twin is
+``conv2d_relu_maxpool_simple`` in ops/simple.py.
+"""
+import numpy as np
+
+from tinynet.ops._im2col import (_pad_batch_last, chunk_columns, conv_output_size,  # noqa: F401
+                                 fill_chunk, im2col_rows, patch_chunks, thread_scratch,
+                                 workspace)
+from tinynet.ops._parallel import block_bounds, gemm_blocks, run_blocks
+from tinynet.ops.conv import STREAM_MIN_BYTES, Conv2D  # noqa: F401
+from tinynet.ops import conv as _conv
+from tinynet.tensor import is_grad_enabled
+
+
+def fusable_shape(x_shape, w_shape, stride, padding):
+    """True when the conv output is even in both directions (whole 2x2 windows)."""
+    N, C, H, W = x_shape
+    OH, OW = conv_output_size(H, W, w_shape[2], w_shape[3], stride, padding)
+    return OH % 2 == 0 and OW % 2 == 0 and OH > 0 and OW > 0
+
+
+def _pool_block(z, out, argmax, maxes, i):
+    """2x2 max of z (O, 2r, 2c, N) with the first-max argmax, then ReLU, into
+    out / argmax (O, r, c, N); the per-channel max of the block into maxes[i]."""
+    out[...] = z[:, 0::2, 0::2]
+    argmax[...] = 0
+    for k in (1, 2, 3):
+        window_k = z[:, k // 2::2, k % 2::2]
+        better = window_k > out                        # strictly: ties keep the first
+        np.maximum(out, window_k, out=out)
+        np.maximum(argmax, better * np.uint8(k), out=argmax)
+    if maxes is not None:
+        np.maximum.reduce(out.reshape(out.shape[0], -1), axis=1, out=maxes[i])
+    np.maximum(out, 0, out=out)
+
+
+class Conv2DReLUPool(Conv2D):
+    """max_pool2d(relu(conv2d(x, W) + b), 2) -- see the module docstring.
+
+    Shapes: x (N, C, H, W), W (O, C, KH, KW), b (O,) -> y (N, O, OH/2, OW/2),
+    returned as a batch-last view like Conv2D's output.  ``observe`` as in
+    Conv2D (the per-channel maximum of z, and where its gradient is nonzero).
+    """
+
+    def __init__(self, stride=(1, 1), padding=(0, 0, 0, 0), observe=None):
+        super().__init__(stride, padding, fuse_relu=True, observe=observe)
+
+    def forward(self, x, w, b=None):
+        N, C, H, W = x.shape
+        O, _, KH, KW = w.shape
+        OH, OW = conv_output_size(H, W, KH, KW, self.stride, self.padding)
+        PH, PW = OH // 2, OW // 2
+        K, L = C * KH * KW, OH * OW * N
+        w2 = w.reshape(O, K)
+        xpad = _pad_batch_last(x, self.padding)
+        y = np.empty((O, PH, PW, N), dtype=x.dtype)
+        argmax = np.empty((O, PH, PW, N), dtype=np.uint8)
+        self.streamed = K * L * x.dtype.itemsize > _conv.STREAM_MIN_BYTES
+        if self.streamed:       # chunks of whole windows, patch columns in the thread's buffer
+            chunks = patch_chunks(4 * K, PH, PW, N, x.dtype.itemsize)
+            cols_all = None
+        else:                   # blocks of window rows, patch columns kept for backward
+            chunks = [(p0, p1, 0, PW) for p0, p1 in
+                      block_bounds(PH, gemm_blocks(O, K, L))]
+            cols_all = workspace.empty(np, (K, L), x.dtype)
+            cols6 = cols_all.reshape(C, KH, KW, OH, OW, N)
+        maxes = np.empty((len(chunks), O), dtype=x.dtype) if self.observe else None
+
+        def part(i):
+            p0, p1, q0, q1 = chunks[i]
+            rows, width = 2 * (p1 - p0), 2 * (q1 - q0)
+            if cols_all is None:
+                cols = fill_chunk(xpad, KH, KW, self.stride, (2 * p0, 2 * p1, 2 * q0, 2 * q1),
+                                  thread_scratch((K, rows * width * N), x.dtype))
+            else:
+                im2col_rows(xpad, KH, KW, self.stride, (2 * p0, 2 * p1), cols6)
+                cols = cols_all[:, chunk_columns((2 * p0, 2 * p1, 0, OW), OW, N)]
+            z = thread_scratch((O, rows * width * N), x.dtype, slot=2)
+            np.matmul(w2, cols, out=z)
+            if b is not None:
+                z += b[:, None]
+            _pool_block(z.reshape(O, rows, width, N), y[:, p0:p1, q0:q1],
+                        argmax[:, p0:p1, q0:q1], maxes, i)
+        run_blocks(part, range(len(chunks)))
+        if maxes is not None:
+            self.observe("max", maxes.max(axis=0))
+        if is_grad_enabled():
+            self.saved = xpad if self.streamed else cols_all
+            self.w, self.x_shape, self.y, self.argmax = w, x.shape, y, argmax
+            self.conv_hw = (OH, OW)
+        elif cols_all is not None:
+            workspace.give_back(cols_all)
+        return y.transpose(3, 0, 1, 2)                                  # (N, O, PH, PW)
+
+    def backward(self, g):
+        """The gradient at z (each window's to its argmax, where the pooled value is
+        > 0), then Conv2D's backward without a ReLU."""
+        y, argmax = self.y, self.argmax
+        O, PH, PW, N = y.shape
+        OH, OW = self.conv_hw
+        gb = g.transpose(1, 2, 3, 0)                                    # (O, PH, PW, N)
+        if not gb.flags.c_contiguous:
+            # e.g. from Flatten's backward (N, O, PH, PW): one transposing copy of the
+            # small pooled gradient keeps every pass below streaming through memory
+            gb = np.ascontiguousarray(gb)
+        gz = np.empty((O, OH, OW, N), dtype=g.dtype)
+        nonzero = np.empty(O, dtype=bool) if self.observe else None
+        bits = np.dtype(f"u{gz.dtype.itemsize}")
+        magnitude = bits.type(np.iinfo(bits).max >> 1)                  # all bits but the sign
+
+        def part(chans):
+            c = slice(*chans)
+            gm = gb[c] * (y[c] > 0)                     # the ReLU's derivative at the max
+            for k in range(4):
+                np.multiply(gm, argmax[c] == k, out=gz[c, k // 2::2, k % 2::2])
+            if nonzero is not None:         # any value != 0 (-0.0 is 0) in each channel
+                nonzero[c] = (np.bitwise_or.reduce(gm.reshape(gm.shape[0], -1).view(bits),
+                                                   axis=1) & magnitude) != 0
+        run_blocks(part, block_bounds(O, max(1, min(4, gz.size >> 15))))
+        if nonzero is not None:
+            self.observe("grad_nonzero", nonzero)
+        self.y = self.argmax = None
+        self.fuse_relu, self.observe = False, None     # the ReLU is done: plain conv backward
+        return super().backward(gz.transpose(3, 0, 1, 2))
+
+
+def conv2d_relu_maxpool(x, weight, bias=None, stride=1, padding=0):
+    """max_pool2d(relu(conv2d(x, weight, bias, stride, padding)), 2) as one op.
+
+    Arguments and checks as ``conv2d``.  Where the fused op does not apply (an
+    odd conv output size, arrays on the GPU) the three ops run one after the
+    other: the result is the same.  Returns y (N, O, OH/2, OW/2)."""
+    from tinynet.ops.conv import conv_operands
+    from tinynet.ops.elementwise import relu
+    from tinynet.ops.pool import max_pool2d
+    operands, stride, pad = conv_operands(x, weight, bias, stride, padding)
+    x, weight = operands[0], operands[1]
+    if type(x.data) is not np.ndarray or not fusable_shape(x.shape, weight.shape, stride, pad):
+        return max_pool2d(relu(Conv2D(stride, pad)(*operands)), 2)
+    return Conv2DReLUPool(stride, pad)(*operands)
+
+
+__all__ = ["Conv2DReLUPool", "conv2d_relu_maxpool", "fusable_shape"]
