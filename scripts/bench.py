@@ -475,6 +475,15 @@ class TorchRun:
         loss.backward()
         self.opt.step()
 
+    def first_loss(self):
+        """Loss on the first batch in eval mode (no dropout), without a step."""
+        x, y = self.batches[0]
+        self.model.eval()
+        with self.torch.no_grad():
+            loss = float(self.loss_fn(self.model(x), y))
+        self.model.train()
+        return loss
+
 
 # --------------------------------------------------------------------------
 # timing
@@ -736,6 +745,9 @@ def torch_worker(args):
         {"cmd": "build", "key": K, "workload": W, "warmup": n[, "batch": b, "image": i]}
             builds TorchRun(W) (tinynet's initial weights) and runs n warm-up steps
         {"cmd": "time", "key": K, "steps": k}  ->  {"ok": true, "times": [s/step per group]}
+        {"cmd": "loss", "key": K}  ->  {"ok": true, "loss": L}  loss on the first batch,
+                                                eval mode, no step (the tests compare it
+                                                with tinynet's on the same batch)
         {"cmd": "drop", "key": K}               frees the workload
         {"cmd": "quit"} or end of input         exits
 
@@ -779,6 +791,8 @@ def torch_worker(args):
                 send({"ok": True})
             elif cmd == "time":
                 send({"ok": True, "times": time_block(runs[msg["key"]], msg["steps"])})
+            elif cmd == "loss":      # tests: the same network and data as tinynet's?
+                send({"ok": True, "loss": runs[msg["key"]].first_loss()})
             elif cmd == "drop":
                 runs.pop(msg["key"], None)
                 send({"ok": True})
