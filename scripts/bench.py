@@ -1242,8 +1242,9 @@ def run_benchmark(args, tn, threads, worker, no_torch_why, log):
     print(f"Benchmark: {env['cpu']} ({env['cores']} cores), {args.device}, "
           f"{args.threads} threads for both frameworks; numpy {env['numpy']} with "
           f"{env['blas']}; torch {env['torch'] or 'not used'}.")
-    print(f"Medians of {args.reps} interleaved repetitions, each framework in its own "
-          f"process (PyTorch in a worker subprocess); load average "
+    print(f"Medians of {args.reps} interleaved repetitions"
+          + (", each framework in its own process (PyTorch in a worker subprocess)"
+             if env["torch_pid"] else "") + "; load average "
           f"{_fmt_load(env['loadavg_start'])} at start, {_fmt_load(env['loadavg_end'])} at end; "
           f"OMP_WAIT_POLICY {env['omp_wait_policy']}.")
     print()
