@@ -760,6 +760,8 @@ def torch_worker(args):
         proto.write(json.dumps(obj) + "\n")
         proto.flush()
 
+    tn = import_tinynet()            # only to build the models' initial weights
+    threads = Threads(args.threads)  # numpy's BLAS first, then torch: as the memory probe does
     try:
         import torch
     except ImportError as exc:
@@ -768,8 +770,7 @@ def torch_worker(args):
     if args.device == "cuda" and not torch.cuda.is_available():
         send({"ok": False, "error": f"this PyTorch ({torch.__version__}) has no CUDA"})
         return 0
-    tn = import_tinynet()            # only to build the models' initial weights
-    Threads(args.threads).pin_torch(torch)
+    threads.pin_torch(torch)
     send({"ok": True, "torch": torch.__version__, "threads": torch.get_num_threads(),
           "pid": os.getpid()})
     runs = {}
