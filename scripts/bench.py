@@ -575,7 +575,7 @@ def paired_overhead(pairs):
             "pairs": len(pct)}
 
 
-def bench_workload(args, tn, worker, name, with_recorder, log):
+def bench_workload(args, tn, worker, name, with_recorder, log, with_torch=True):
     """Interleaved timing of one workload -> dict of per-step second lists
     ("tinynet", "torch" when the worker answered throughout) and, with the
     Recorder, "recorder_pairs": [(without, with), ...]."""
@@ -590,8 +590,8 @@ def bench_workload(args, tn, worker, name, with_recorder, log):
             run.step()
         run.sync()
     segments = ["tinynet"]
-    if worker is not None and worker.call(log, cmd="build", key=name, workload=name,
-                                          warmup=warm) is not None:
+    if with_torch and worker is not None and worker.call(
+            log, cmd="build", key=name, workload=name, warmup=warm) is not None:
         segments.append("torch")
     if with_recorder:
         segments.append("recorder")
@@ -1185,7 +1185,9 @@ def run_benchmark(args, tn, threads, worker, no_torch_why, log):
         with_rec = want_recorder and rec_ok and name in RECORDER_ON
         if name not in args.names and not with_rec:
             continue
-        times = bench_workload(args, tn, worker, name, with_rec, log)
+        # --workloads recorder alone: the Recorder pairs only, no PyTorch row to fill
+        times = bench_workload(args, tn, worker, name, with_rec, log,
+                               with_torch=name in args.names)
         if name in args.names:
             entry = {"steps_per_block": steps_for(args, name),
                      "steps_per_group": group_size(steps_for(args, name)),
