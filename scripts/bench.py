@@ -1275,6 +1275,8 @@ def run_benchmark(args, tn, threads, worker, no_torch_why, log):
               "of interleaved groups):")
         print()
         print(scaling_table(results["scaling"]))
+    for line in load_warnings(results, env):
+        print(line)
     if "seed000" in results["workloads"]:
         print("seed000: " + results["workloads"]["seed000"]["note"] + ".")
     for n, r in results["workloads"].get("recorder", {}).get("per_workload", {}).items():
@@ -1298,6 +1300,27 @@ def run_benchmark(args, tn, threads, worker, no_torch_why, log):
         with open(args.json, "w") as f:
             json.dump({**results, "table": markdown_table(rows)}, f, indent=2)
     return 0
+
+
+SPREAD_WARN = 2.0      # slowest / fastest group of one framework on one workload
+
+
+def load_warnings(results, env):
+    """Lines warning that other processes competed for the cores: a
+    framework whose slowest 10-step group took over SPREAD_WARN x its fastest
+    on the same workload.  (PyTorch's OpenMP threads spin while they wait, so
+    with more runnable threads than cores its steps slow down far more than
+    tinynet's: such a run's ratios say more about the load than the code.)"""
+    out = []
+    for name, e in results["workloads"].items():
+        for fw, key in (("tinynet", "tinynet_s_per_step"), ("PyTorch", "torch_s_per_step")):
+            xs = e.get(key)
+            if xs and min(xs) > 0 and max(xs) / min(xs) > SPREAD_WARN:
+                out.append(f"warning: {fw}'s slowest group on {name} took "
+                           f"{max(xs) / min(xs):.1f}x its fastest: other processes competed "
+                           f"for the cores (load average {_fmt_load(env.get('loadavg_end'))} "
+                           f"at the end); rerun on a quiet machine before trusting its ratio.")
+    return out
 
 
 def _fmt_load(load):

@@ -302,3 +302,14 @@ def test_pairs_alternate_which_run_goes_first():
 
     bench.time_pairs(Run("plain"), Run("rec"), 3, 2, first=1)
     assert order == ["rec"] * 2 + ["plain"] * 4 + ["rec"] * 4 + ["plain"] * 2
+
+
+def test_a_run_disturbed_by_other_load_is_flagged():
+    bench = _bench_module()
+    calm = {"tinynet_s_per_step": [0.010, 0.011, 0.012], "torch_s_per_step": [0.008, 0.009]}
+    busy = {"tinynet_s_per_step": [0.010, 0.011], "torch_s_per_step": [0.008, 0.33, 0.009]}
+    env = {"loadavg_end": [3.1, 2.2, 1.5]}
+    assert bench.load_warnings({"workloads": {"seed003": calm}}, env) == []
+    lines = bench.load_warnings({"workloads": {"seed000": busy, "seed003": calm}}, env)
+    assert len(lines) == 1
+    assert "PyTorch" in lines[0] and "seed000" in lines[0] and "41.2x" in lines[0]
