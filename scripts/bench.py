@@ -51,6 +51,11 @@ Before each block the benchmark sleeps 0.1 s, so that threads of the
 framework that just ran which spin for a while before sleeping (OpenMP's,
 OpenBLAS's) are asleep when the other starts.  Each framework times itself,
 in its own process, with time.perf_counter: the pipe is not in the times.
+The isolation is checked, not assumed: the JSON's "isolation" holds, per
+PyTorch block, the CPU seconds the tinynet process used while the block ran
+and the CPU seconds the worker's threads used between its blocks, and the
+report prints their medians (both should be near 0; PyTorch's OpenMP threads
+were measured spinning about 7 ms after each block, inside the pause).
 After a warm-up, each repetition times a block of steps of every framework in
 turn (tinynet, PyTorch, then the Recorder pairs below; the order reversed on
 every other repetition), so that load from other processes on a shared
@@ -595,7 +600,8 @@ def bench_workload(args, tn, worker, name, with_recorder, log, with_torch=True):
         segments.append("torch")
     if with_recorder:
         segments.append("recorder")
-    times = {"tinynet": [], "torch": [], "recorder_pairs": []}
+    times = {"tinynet": [], "torch": [], "recorder_pairs": [],
+             "main_cpu_during_torch_s": [], "torch_cpu_between_blocks_s": []}
     g = group_size(steps)
     for rep in range(args.reps):
         order = segments if rep % 2 == 0 else segments[::-1]
@@ -605,9 +611,13 @@ def bench_workload(args, tn, worker, name, with_recorder, log, with_torch=True):
             if seg == "tinynet":
                 block[seg] = time_block(runs["tinynet"], steps)
             elif seg == "torch" and worker.alive:
+                cpu0 = time.process_time()
                 reply = worker.call(log, cmd="time", key=name, steps=steps)
                 if reply is not None:
                     block[seg] = reply["times"]
+                    # the isolation check: both should be ~0 (see "Timing method")
+                    times["main_cpu_during_torch_s"].append(time.process_time() - cpu0)
+                    times["torch_cpu_between_blocks_s"].append(reply["idle_cpu_s"])
             elif seg == "recorder":
                 pairs = time_pairs(runs["tinynet"], runs["tinynet+recorder"],
                                    pairs_for(args, name), g, first=len(times["recorder_pairs"]))
@@ -744,7 +754,9 @@ def torch_worker(args):
 
         {"cmd": "build", "key": K, "workload": W, "warmup": n[, "batch": b, "image": i]}
             builds TorchRun(W) (tinynet's initial weights) and runs n warm-up steps
-        {"cmd": "time", "key": K, "steps": k}  ->  {"ok": true, "times": [s/step per group]}
+        {"cmd": "time", "key": K, "steps": k}  ->  {"ok": true, "times": [s/step per group],
+                                                    "idle_cpu_s": CPU s used since the
+                                                    previous answer (should be ~0)}
         {"cmd": "loss", "key": K}  ->  {"ok": true, "loss": L}  loss on the first batch,
                                                 eval mode, no step (the tests compare it
                                                 with tinynet's on the same batch)
@@ -756,9 +768,12 @@ def torch_worker(args):
     proto = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)        # anything else printed (Python or C) goes to stderr, not the protocol
 
+    idle_since = [time.process_time()]
+
     def send(obj):
         proto.write(json.dumps(obj) + "\n")
         proto.flush()
+        idle_since[0] = time.process_time()      # CPU of all its threads, from here on idle
 
     tn = import_tinynet()            # only to build the models' initial weights
     threads = Threads(args.threads)  # numpy's BLAS first, then torch: as the memory probe does
@@ -791,7 +806,11 @@ def torch_worker(args):
                 runs[msg["key"]] = run
                 send({"ok": True})
             elif cmd == "time":
-                send({"ok": True, "times": time_block(runs[msg["key"]], msg["steps"])})
+                # the CPU its threads used since its last answer, i.e. while tinynet
+                # ran: threads spinning after the previous block would show here
+                idle_cpu = time.process_time() - idle_since[0]
+                send({"ok": True, "times": time_block(runs[msg["key"]], msg["steps"]),
+                      "idle_cpu_s": idle_cpu})
             elif cmd == "loss":      # tests: the same network and data as tinynet's?
                 send({"ok": True, "loss": runs[msg["key"]].first_loss()})
             elif cmd == "drop":
@@ -1198,6 +1217,10 @@ def run_benchmark(args, tn, threads, worker, no_torch_why, log):
                 entry["torch_s_per_step"] = times["torch"]
                 entry["torch_median_s"] = median(times["torch"])
                 entry["ratio"] = entry["tinynet_median_s"] / entry["torch_median_s"]
+                # per block: CPU seconds the idle side used while the other side ran
+                entry["isolation"] = {
+                    "main_cpu_s_during_torch_blocks": times["main_cpu_during_torch_s"],
+                    "torch_worker_cpu_s_between_blocks": times["torch_cpu_between_blocks_s"]}
             if WORKLOADS[name]["unit"] == "s/epoch":
                 entry["epoch_steps"] = EPOCH_SAMPLES // WORKLOADS[name]["batch"] + 1
                 entry["note"] = (f"{len(times['tinynet']) * group_size(steps_for(args, name))} "
@@ -1275,6 +1298,15 @@ def run_benchmark(args, tn, threads, worker, no_torch_why, log):
               "of interleaved groups):")
         print()
         print(scaling_table(results["scaling"]))
+    iso = [e["isolation"] for e in results["workloads"].values() if "isolation" in e]
+    if iso:
+        main_cpu = [c for i in iso for c in i["main_cpu_s_during_torch_blocks"]]
+        idle_cpu = [c for i in iso for c in i["torch_worker_cpu_s_between_blocks"][1:]]
+        print(f"Isolation: while PyTorch timed a block, the tinynet process used "
+              f"{1e3 * median(main_cpu):.1f} ms of CPU per block (median; max "
+              f"{1e3 * max(main_cpu):.1f} ms); between its blocks the PyTorch worker used "
+              + (f"{1e3 * median(idle_cpu):.1f} ms (median; max {1e3 * max(idle_cpu):.1f} ms)"
+                 if idle_cpu else "—") + ", all its threads together.")
     for line in load_warnings(results, env):
         print(line)
     if "seed000" in results["workloads"]:

@@ -143,6 +143,13 @@ def test_quick_run_times_pytorch_in_a_worker_process(tmp_path):
     entry = data["workloads"]["seed003"]
     assert entry["torch_median_s"] > 0
     assert entry["ratio"] == pytest.approx(entry["tinynet_median_s"] / entry["torch_median_s"])
+    # the processes took turns: the tinynet process sat blocked on the pipe while
+    # PyTorch's block ran (CPU time, so load from other processes does not enter)
+    iso = entry["isolation"]
+    assert len(iso["main_cpu_s_during_torch_blocks"]) == 1
+    assert len(iso["torch_worker_cpu_s_between_blocks"]) == 1
+    assert 0 <= iso["main_cpu_s_during_torch_blocks"][0] < 0.05
+    assert "Isolation: while PyTorch timed a block" in proc.stdout
     assert "PyTorch columns" not in proc.stdout
 
 
