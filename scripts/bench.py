@@ -96,9 +96,10 @@ OMP_WAIT_POLICY unset too, to time PyTorch as its users get it: with the
 processes taking turns, its OpenMP threads' spinning after a block no
 longer lands in tinynet's time, but on a machine whose other processes keep
 the cores busy it still slows PyTorch's own steps far more than tinynet's
-(seed000's 5.5 ms step was measured at 330 ms while another program kept a
-core busy).  The report warns when a framework's slowest 10-step group took
-over 2x its fastest: rerun such a run on a quiet machine.
+(seed000's PyTorch step, 5.4-5.7 ms in calmer minutes, was measured at
+330 ms while another program kept a core busy).  The report warns when a
+framework's slowest 10-step group took over 2x its fastest: rerun such a run
+on a quiet machine.
 """
 import argparse
 import json
