@@ -26,19 +26,55 @@ hyperparameters, in NCHW):
 A training step is: zero_grad, forward, softmax cross-entropy, backward,
 optimizer step -- the same five calls in both frameworks.
 
-Timing method.  Both frameworks are pinned to the same number of threads
-(``--threads``, default 2): numpy's BLAS through threadpoolctl (and the
-OMP/OPENBLAS/MKL_NUM_THREADS variables, set before numpy is imported), PyTorch
-through torch.set_num_threads.  After a warm-up, each repetition times a block
-of steps of every framework in turn (tinynet, PyTorch, tinynet + Recorder,
-interleaved and in alternating order, so that load from other processes hits
-all of them alike).  Each block is timed in groups of 10 consecutive steps
-(fewer with --steps < 10); the reported time is the median over all groups of
-all repetitions of the mean step time in the group -- short groups and a
-median keep a burst of load on a shared machine from skewing the result, and
-a 10-step group always holds exactly one Recorder(every=10) recording step.
-The ratio is tinynet / PyTorch (below 1: tinynet is faster).  The Recorder
-overhead is median(with Recorder) / median(without) - 1.
+Timing method.  Each framework runs in its own process: tinynet in this one,
+which never imports torch, and PyTorch in a worker subprocess
+(``bench.py --torch-worker``) that builds the same mirror model with the same
+initial weights (it imports tinynet only to build them).  In one process
+the two disturbed each other -- PyTorch's OpenMP threads and allocator state
+next to tinynet's thread pool and glibc malloc -- so a ratio measured there
+depended on how they coexist (OMP_WAIT_POLICY=PASSIVE alone moved the three
+ratios from about 1.0/1.3/1.7 to 0.70/1.19/1.45), not on either framework.
+tinynet stays in the main process because that is how a student runs it (one
+plain Python process); the worker is what a PyTorch user runs, with
+PyTorch's own defaults.  Both are pinned to the same number of threads
+(``--threads``, default 2): tinynet through tn.set_num_threads and numpy's
+BLAS through threadpoolctl, PyTorch through torch.set_num_threads, and the
+OMP/OPENBLAS/MKL_NUM_THREADS variables are set before either process imports
+numpy or torch.  OMP_WAIT_POLICY is never set by the benchmark (a value the
+user set is inherited by both processes and printed in the header).
+
+The two processes take turns and never run at once: the main process sends
+the worker one JSON command per line on its stdin ("build" a workload and
+warm it up, "time" a block of k steps) and blocks reading its one-line JSON
+answer; the worker blocks reading its stdin while tinynet's block runs.
+Before each block the benchmark sleeps 0.1 s, so that threads of the
+framework that just ran which spin for a while before sleeping (OpenMP's,
+OpenBLAS's) are asleep when the other starts.  Each framework times itself,
+in its own process, with time.perf_counter: the pipe is not in the times.
+The isolation is checked, not assumed: the JSON's "isolation" holds, per
+PyTorch block, the CPU seconds the tinynet process used while the block ran
+and the CPU seconds the worker's threads used between its blocks, and the
+report prints their medians (both should be near 0; PyTorch's OpenMP threads
+were measured spinning about 7 ms after each block, inside the pause).
+After a warm-up, each repetition times a block of steps of every framework in
+turn (tinynet, PyTorch, then the Recorder pairs below; the order reversed on
+every other repetition), so that load from other processes on a shared
+machine hits all of them alike.  Each block is timed in groups of 10
+consecutive steps (fewer with --steps < 10); the reported time is the median
+over all groups of all repetitions of the mean step time in the group --
+short groups and a median keep a burst of load from skewing the result.  The
+ratio is tinynet / PyTorch (below 1: tinynet is faster).
+
+The Recorder overhead is measured in pairs, because this kind of machine
+drifts in speed by +-15 % within a minute and a ratio of the medians of
+separate blocks would count that drift as overhead.  Two model copies are
+built -- a plain one and one with Recorder(every=10) attached, so the
+Recorder's hooks never touch the plain run -- and 10-step groups of the two
+are alternated (plain then Recorder, then Recorder then plain, ...: a linear
+drift biases the two orders in opposite directions).  Every 10-step group of
+the Recorder run holds exactly one recording step.  The overhead is the
+median over pairs of (with / without) - 1, reported with its quartiles and
+min/max over pairs; each repetition holds max(steps / 10, 3) pairs.
 
 Memory method.  Each (framework, workload) pair runs once more in a fresh
 subprocess that imports only that framework: it builds the model and the
@@ -55,11 +91,15 @@ after forward and after backward; PyTorch: max_memory_allocated).
 
 For a fair CPU measurement leave OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE
 unset in the benchmark's command (they force an older, slower OpenBLAS
-kernel); the header prints the kernel numpy actually runs.  On a machine
-other processes keep busy, set OMP_WAIT_POLICY=PASSIVE: PyTorch's OpenMP
-threads otherwise spin while waiting and, with more runnable threads than
-cores, a 5 ms PyTorch step was measured at 1.7-2.5 s (9.6 ms with PASSIVE),
-which would flatter tinynet (its pool threads block instead of spinning).
+kernel); the header prints the kernel numpy actually runs.  Leave
+OMP_WAIT_POLICY unset too, to time PyTorch as its users get it: with the
+processes taking turns, its OpenMP threads' spinning after a block no
+longer lands in tinynet's time, but on a machine whose other processes keep
+the cores busy it still slows PyTorch's own steps far more than tinynet's
+(seed000's PyTorch step, 5.4-5.7 ms in calmer minutes, was measured at
+330 ms while another program kept a core busy).  The report warns when a
+framework's slowest 10-step group took over 2x its fastest: rerun such a run
+on a quiet machine.
 """
 import argparse
 import json
@@ -122,6 +162,8 @@ def parse_args(argv=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--memory-probe", nargs=2, metavar=("FRAMEWORK", "WORKLOAD"),
                    help=argparse.SUPPRESS)
+    # internal: the PyTorch side of the timing, one JSON command per stdin line
+    p.add_argument("--torch-worker", action="store_true", help=argparse.SUPPRESS)
     # tests only: "cuda" backed by tinynet's strict CuPy stand-in (numpy underneath),
     # so the --device cuda code path runs on a machine without a GPU
     p.add_argument("--standin", action="store_true", help=argparse.SUPPRESS)
@@ -441,6 +483,15 @@ class TorchRun:
         loss.backward()
         self.opt.step()
 
+    def first_loss(self):
+        """Loss on the first batch in eval mode (no dropout), without a step."""
+        x, y = self.batches[0]
+        self.model.eval()
+        with self.torch.no_grad():
+            loss = float(self.loss_fn(self.model(x), y))
+        self.model.train()
+        return loss
+
 
 # --------------------------------------------------------------------------
 # timing
@@ -454,24 +505,54 @@ def warmup_for(args, name):
 
 
 GROUP = 10     # steps per timed group: every group holds exactly one Recorder(every=10) record
+SETTLE_S = 0.1     # pause before each block: spinning OpenMP/OpenBLAS threads go to sleep
+RECORDER_MIN_PAIRS = 3     # (plain, Recorder) group pairs per repetition, at least
 
 
 def group_size(steps):
     return min(GROUP, steps)
 
 
-def time_block(run, steps):
+def pairs_for(args, name):
+    """(plain, Recorder) group pairs per repetition: as many groups as a block
+    holds, at least RECORDER_MIN_PAIRS (1 with --quick)."""
+    steps = steps_for(args, name)
+    return max(-(-steps // group_size(steps)), 1 if args.quick else RECORDER_MIN_PAIRS)
+
+
+def time_group(run, g, clock=time.perf_counter):
+    """Mean seconds per step of ``g`` consecutive steps of ``run``."""
+    run.sync()
+    t0 = clock()
+    for _ in range(g):
+        run.step()
+    run.sync()
+    return (clock() - t0) / g
+
+
+def time_block(run, steps, clock=time.perf_counter):
     """One block of ``steps`` steps -> the mean seconds per step of each group of
     ``group_size(steps)`` consecutive steps in it (steps is rounded up to whole groups)."""
     g = group_size(steps)
+    return [time_group(run, g, clock) for _ in range(-(-steps // g))]
+
+
+def time_pairs(plain, rec, n_pairs, g, first=0, clock=time.perf_counter):
+    """``n_pairs`` back-to-back pairs of ``g``-step groups of ``plain`` and ``rec``
+    (two model copies, the Recorder attached to ``rec`` only) -> list of
+    (seconds/step without, seconds/step with).  Pair number ``first + i`` runs
+    the Recorder group first when it is odd: alternating the order makes a
+    steady drift of machine speed bias half the pairs up and half down, so it
+    cancels in their median instead of landing in the overhead."""
     out = []
-    for _ in range(-(-steps // g)):
-        run.sync()
-        t0 = time.perf_counter()
-        for _ in range(g):
-            run.step()
-        run.sync()
-        out.append((time.perf_counter() - t0) / g)
+    for i in range(n_pairs):
+        if (first + i) % 2:
+            with_s = time_group(rec, g, clock)
+            without_s = time_group(plain, g, clock)
+        else:
+            without_s = time_group(plain, g, clock)
+            with_s = time_group(rec, g, clock)
+        out.append((without_s, with_s))
     return out
 
 
@@ -481,12 +562,33 @@ def median(xs):
     return xs[n // 2] if n % 2 else 0.5 * (xs[n // 2 - 1] + xs[n // 2])
 
 
-def bench_workload(args, tn, torch, name, with_recorder, log):
-    """Interleaved timing of one workload -> dict of per-step second lists."""
+def quantile(xs, q):
+    """Linear-interpolated quantile (numpy's default) of a non-empty list."""
+    xs = sorted(xs)
+    pos = q * (len(xs) - 1)
+    lo = int(pos)
+    hi = min(lo + 1, len(xs) - 1)
+    return xs[lo] + (pos - lo) * (xs[hi] - xs[lo])
+
+
+def paired_overhead(pairs):
+    """[(seconds without, seconds with), ...] of adjacent groups -> the
+    Recorder overhead in percent: the median over pairs of with/without - 1,
+    its quartiles and its extremes.  A pair's ratio sees only the drift
+    within one pair (seconds), not the drift between blocks (a minute)."""
+    pct = [100.0 * (w / wo - 1.0) for wo, w in pairs]
+    return {"overhead_pct": median(pct),
+            "overhead_q1_pct": quantile(pct, 0.25), "overhead_q3_pct": quantile(pct, 0.75),
+            "overhead_min_pct": min(pct), "overhead_max_pct": max(pct),
+            "pairs": len(pct)}
+
+
+def bench_workload(args, tn, worker, name, with_recorder, log, with_torch=True):
+    """Interleaved timing of one workload -> dict of per-step second lists
+    ("tinynet", "torch" when the worker answered throughout) and, with the
+    Recorder, "recorder_pairs": [(without, with), ...]."""
     steps, warm = steps_for(args, name), warmup_for(args, name)
     runs = {"tinynet": TinynetRun(tn, name, args.device, args.seed)}
-    if torch is not None:
-        runs["torch"] = TorchRun(torch, tn, name, args.device, args.seed)
     if with_recorder:
         rec_run = TinynetRun(tn, name, args.device, args.seed)
         rec_run.attach_recorder(every=10)
@@ -495,18 +597,233 @@ def bench_workload(args, tn, torch, name, with_recorder, log):
         for _ in range(warm):
             run.step()
         run.sync()
-    times = {k: [] for k in runs}           # per framework: seconds/step of every group
+    segments = ["tinynet"]
+    if with_torch and worker is not None and worker.call(
+            log, cmd="build", key=name, workload=name, warmup=warm) is not None:
+        segments.append("torch")
+    if with_recorder:
+        segments.append("recorder")
+    times = {"tinynet": [], "torch": [], "recorder_pairs": [],
+             "main_cpu_during_torch_s": [], "torch_cpu_between_blocks_s": []}
+    g = group_size(steps)
     for rep in range(args.reps):
-        order = list(runs) if rep % 2 == 0 else list(runs)[::-1]
+        order = segments if rep % 2 == 0 else segments[::-1]
         block = {}
-        for key in order:
-            block[key] = time_block(runs[key], steps)
-            times[key] += block[key]
+        for seg in order:
+            time.sleep(SETTLE_S)
+            if seg == "tinynet":
+                block[seg] = time_block(runs["tinynet"], steps)
+            elif seg == "torch" and worker.alive:
+                cpu0 = time.process_time()
+                reply = worker.call(log, cmd="time", key=name, steps=steps)
+                if reply is not None:
+                    block[seg] = reply["times"]
+                    # the isolation check: both should be ~0 (see "Timing method")
+                    times["main_cpu_during_torch_s"].append(time.process_time() - cpu0)
+                    times["torch_cpu_between_blocks_s"].append(reply["idle_cpu_s"])
+            elif seg == "recorder":
+                pairs = time_pairs(runs["tinynet"], runs["tinynet+recorder"],
+                                   pairs_for(args, name), g, first=len(times["recorder_pairs"]))
+                times["recorder_pairs"] += pairs
+                block["tinynet+recorder"] = [w for _, w in pairs]
+        for key in ("tinynet", "torch"):
+            times[key] += block.get(key, [])
         log(f"  {name} rep {rep + 1}/{args.reps}: " + ", ".join(
             f"{k} {1e3 * median(v):.2f} ms/step" for k, v in block.items()))
     if with_recorder:
         runs["tinynet+recorder"].detach_recorder()
+    if "torch" in segments and worker.alive:
+        worker.call(log, cmd="drop", key=name)
+    else:
+        del times["torch"]           # none, or from a worker that died part-way: not comparable
     return times
+
+
+# --------------------------------------------------------------------------
+# the PyTorch worker: its own process, driven one JSON line at a time
+# --------------------------------------------------------------------------
+class WorkerError(RuntimeError):
+    """The PyTorch worker is gone, or did not answer, or answered an error."""
+
+
+class TorchWorker:
+    """The main process's end of the PyTorch worker.
+
+    ``cmd`` is the worker's command line (tests pass others).  The worker's
+    first line says whether it is ready; afterwards ``request(cmd=...)``
+    sends one JSON line and blocks until the one-line JSON answer comes.
+    The worker's stderr goes to a temporary file, so a crash shows as its
+    last line, not as a traceback in the benchmark's output."""
+
+    def __init__(self, cmd, timeout=600):
+        import tempfile
+        self.timeout, self.alive, self.why = timeout, False, ""
+        self.stderr = tempfile.TemporaryFile(mode="w+")
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=self.stderr, text=True, bufsize=1,
+                                     env=dict(os.environ))
+        self.alive = True
+        try:
+            self.info = self._read()        # {"ok", "torch", "threads", "pid"}
+        except WorkerError:
+            self.close()
+            raise
+
+    @classmethod
+    def start(cls, args):
+        cmd = [sys.executable, os.path.abspath(__file__), "--torch-worker",
+               "--threads", str(args.threads), "--device", args.device,
+               "--seed", str(args.seed)]
+        return cls(cmd)
+
+    def _last_stderr(self):
+        self.stderr.seek(0)
+        lines = [ln.strip() for ln in self.stderr.read().splitlines() if ln.strip()]
+        return lines[-1] if lines else "no message"
+
+    def _read(self):
+        import select
+        ready, _, _ = select.select([self.proc.stdout], [], [], self.timeout)
+        if not ready:
+            self.close()
+            raise WorkerError(f"the PyTorch worker did not answer within {self.timeout} s")
+        line = self.proc.stdout.readline()
+        if not line:
+            code = self.proc.wait()
+            why = self._last_stderr()
+            self.close()
+            raise WorkerError(f"the PyTorch worker exited (code {code}): {why}")
+        try:
+            reply = json.loads(line)
+        except ValueError:
+            self.close()
+            raise WorkerError(f"the PyTorch worker answered {line.strip()[:80]!r}, not JSON")
+        if not reply.get("ok"):
+            raise WorkerError(reply.get("error", "the PyTorch worker reported an error"))
+        return reply
+
+    def request(self, **msg):
+        if not self.alive:
+            raise WorkerError(self.why or "the PyTorch worker is not running")
+        try:
+            self.proc.stdin.write(json.dumps(msg) + "\n")
+            self.proc.stdin.flush()
+        except (BrokenPipeError, OSError):
+            code = self.proc.wait()
+            why = self._last_stderr()
+            self.close()
+            raise WorkerError(f"the PyTorch worker exited (code {code}): {why}")
+        return self._read()
+
+    def call(self, log, **msg):
+        """request(), but a failure stops the worker and is logged in one line:
+        the benchmark then goes on with tinynet alone.  -> the reply or None."""
+        try:
+            return self.request(**msg)
+        except WorkerError as exc:
+            self.fail(str(exc), log)
+            return None
+
+    def fail(self, why, log):
+        if self.why:
+            return
+        self.why = why
+        log(f"PyTorch stopped: {why}. Timing tinynet only from here.")
+        self.close()
+
+    def close(self):
+        if self.proc.poll() is None:
+            try:
+                self.proc.stdin.write(json.dumps({"cmd": "quit"}) + "\n")
+                self.proc.stdin.flush()
+            except OSError:
+                pass
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        for f in (self.proc.stdin, self.proc.stdout):
+            try:
+                f.close()
+            except OSError:
+                pass
+        self.alive = False
+
+
+def torch_worker(args):
+    """Runs in the worker process (``--torch-worker``): PyTorch's side of the
+    timing.  Reads one JSON command per stdin line and answers one JSON line:
+
+        {"cmd": "build", "key": K, "workload": W, "warmup": n[, "batch": b, "image": i]}
+            builds TorchRun(W) (tinynet's initial weights) and runs n warm-up steps
+        {"cmd": "time", "key": K, "steps": k}  ->  {"ok": true, "times": [s/step per group],
+                                                    "idle_cpu_s": CPU s used since the
+                                                    previous answer (should be ~0)}
+        {"cmd": "loss", "key": K}  ->  {"ok": true, "loss": L}  loss on the first batch,
+                                                eval mode, no step (the tests compare it
+                                                with tinynet's on the same batch)
+        {"cmd": "drop", "key": K}               frees the workload
+        {"cmd": "quit"} or end of input         exits
+
+    Every answer has "ok"; a failed command answers {"ok": false, "error": ...}.
+    The first line, before any command, says whether PyTorch is ready."""
+    proto = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)        # anything else printed (Python or C) goes to stderr, not the protocol
+
+    idle_since = [time.process_time()]
+
+    def send(obj):
+        proto.write(json.dumps(obj) + "\n")
+        proto.flush()
+        idle_since[0] = time.process_time()      # CPU of all its threads, from here on idle
+
+    tn = import_tinynet()            # only to build the models' initial weights
+    threads = Threads(args.threads)  # numpy's BLAS first, then torch: as the memory probe does
+    try:
+        import torch
+    except ImportError as exc:
+        send({"ok": False, "error": f"torch is not importable ({exc})"})
+        return 0
+    if args.device == "cuda" and not torch.cuda.is_available():
+        send({"ok": False, "error": f"this PyTorch ({torch.__version__}) has no CUDA"})
+        return 0
+    threads.pin_torch(torch)
+    send({"ok": True, "torch": torch.__version__, "threads": torch.get_num_threads(),
+          "pid": os.getpid()})
+    runs = {}
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        try:
+            msg = json.loads(line)
+            cmd = msg["cmd"]
+            if cmd == "quit":
+                break
+            if cmd == "build":
+                run = TorchRun(torch, tn, msg["workload"], args.device, args.seed,
+                               msg.get("batch"), msg.get("image", 28))
+                for _ in range(msg.get("warmup", 0)):
+                    run.step()
+                run.sync()
+                runs[msg["key"]] = run
+                send({"ok": True})
+            elif cmd == "time":
+                # the CPU its threads used since its last answer, i.e. while tinynet
+                # ran: threads spinning after the previous block would show here
+                idle_cpu = time.process_time() - idle_since[0]
+                send({"ok": True, "times": time_block(runs[msg["key"]], msg["steps"]),
+                      "idle_cpu_s": idle_cpu})
+            elif cmd == "loss":      # tests: the same network and data as tinynet's?
+                send({"ok": True, "loss": runs[msg["key"]].first_loss()})
+            elif cmd == "drop":
+                runs.pop(msg["key"], None)
+                send({"ok": True})
+            else:
+                send({"ok": False, "error": f"unknown command {cmd!r}"})
+        except Exception as exc:          # answered, so the main process can carry on
+            send({"ok": False, "error": f"{type(exc).__name__}: {exc}"})
+    return 0
 
 
 # --------------------------------------------------------------------------
@@ -668,25 +985,36 @@ def floor_entry(tn, name, threads, batch=None, image=28):
     return gemm_floor(gemm_shapes(tn, model, input_shape(name, batch, image)), threads)
 
 
-def bench_scaling(args, tn, torch, log):
+def bench_scaling(args, tn, worker, log):
     """Interleaved timing of seed001/seed003 over SCALING: a list of row dicts."""
     rows = []
     for name, batch, image in SCALING:
-        runs = {"tinynet": TinynetRun(tn, name, args.device, args.seed, batch, image)}
-        if torch is not None:
-            runs["torch"] = TorchRun(torch, tn, name, args.device, args.seed, batch, image)
-        for run in runs.values():
-            run.step()
-            run.sync()
-        times = {k: [] for k in runs}
+        run = TinynetRun(tn, name, args.device, args.seed, batch, image)
+        run.step()
+        run.sync()
+        key = f"{name}-{batch}-{image}"
+        segments = ["tinynet"]
+        if worker is not None and worker.call(log, cmd="build", key=key, workload=name,
+                                              batch=batch, image=image, warmup=1) is not None:
+            segments.append("torch")
+        steps = 2 if batch >= 512 or image > 28 else 3
+        times = {"tinynet": [], "torch": []}
         for rep in range(args.reps):
-            for key in (list(runs) if rep % 2 == 0 else list(runs)[::-1]):
-                times[key] += time_block(runs[key], 2 if batch >= 512 or image > 28 else 3)
+            for seg in (segments if rep % 2 == 0 else segments[::-1]):
+                time.sleep(SETTLE_S)
+                if seg == "tinynet":
+                    times["tinynet"] += time_block(run, steps)
+                elif worker.alive:
+                    reply = worker.call(log, cmd="time", key=key, steps=steps)
+                    times["torch"] += reply["times"] if reply is not None else []
+        has_torch = "torch" in segments and worker.alive
+        if has_torch:
+            worker.call(log, cmd="drop", key=key)
         row = {"workload": name, "batch": batch, "image": image,
                "tinynet_median_s": median(times["tinynet"]),
                "tinynet_spread_s": [min(times["tinynet"]), max(times["tinynet"])],
                "gemm_floor_s": floor_entry(tn, name, args.threads, batch, image)}
-        if "torch" in times:
+        if has_torch:
             row["torch_median_s"] = median(times["torch"])
             row["torch_spread_s"] = [min(times["torch"]), max(times["torch"])]
             row["ratio"] = row["tinynet_median_s"] / row["torch_median_s"]
@@ -695,7 +1023,7 @@ def bench_scaling(args, tn, torch, log):
             + (f", torch {1e3 * row['torch_median_s']:.1f} ms/step" if "torch_median_s" in row
                else ""))
         rows.append(row)
-        del runs
+        del run
     return rows
 
 
@@ -759,7 +1087,8 @@ def build_rows(results):
             pct = r["overhead_pct"]
             verdict = " ok" if pct < RECORDER_TARGET else " MISSED"
             rows.append([f"Recorder(every=10) on {name}, % of step time",
-                         f"{fmt_time(name, r['with_median_s'])} ({pct:+.1f} %)",
+                         f"{fmt_time(name, r['with_median_s'])} ({pct:+.1f} %, quartiles "
+                         f"{r['overhead_q1_pct']:+.1f} to {r['overhead_q3_pct']:+.1f} %)",
                          "—", f"{1 + pct / 100:.3f} vs. no recorder{verdict}",
                          f"< {RECORDER_TARGET:.0f} %", "—", "—"])
     return rows
@@ -773,7 +1102,7 @@ def markdown_table(rows):
     return "\n".join(out)
 
 
-def environment(args, threads, torch):
+def environment(args, threads, torch_info):
     import numpy as np
     env = {
         "command": "python " + " ".join([os.path.relpath(os.path.abspath(__file__), ROOT)]
@@ -781,8 +1110,13 @@ def environment(args, threads, torch):
         "device": args.device, "threads": args.threads, "reps": args.reps,
         "python": platform.python_version(), "numpy": np.__version__,
         "blas": threads.blas(), "cpu": _cpu_name(), "cores": os.cpu_count(),
-        "torch": getattr(torch, "__version__", None),
-        "torch_threads": torch.get_num_threads() if torch is not None else None,
+        "torch": (torch_info or {}).get("torch"),
+        "torch_threads": (torch_info or {}).get("threads"),
+        "torch_process": ("a worker subprocess (bench.py --torch-worker), tinynet in the "
+                          "main process" if torch_info else None),
+        "tinynet_pid": os.getpid(), "torch_pid": (torch_info or {}).get("pid"),
+        # the point of the worker: True would mean both frameworks shared this process
+        "torch_in_main_process": "torch" in sys.modules,
         "openblas_env": {k: os.environ[k] for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
                          if k in os.environ},
         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default"),
@@ -815,6 +1149,8 @@ def _loadavg():
 def main(argv=None):
     args = parse_args(argv)
     pin_threads_env(args.threads)
+    if args.torch_worker:
+        return torch_worker(args)
 
     def log(msg):
         print(msg, file=sys.stderr, flush=True)
@@ -830,13 +1166,6 @@ def main(argv=None):
               file=sys.stderr)
         return 2
     threads = Threads(args.threads)
-    torch = None if args.no_torch else import_torch()
-    no_torch_why = "--no-torch given." if args.no_torch else "torch is not importable."
-    if torch is not None and args.device == "cuda" and not torch.cuda.is_available():
-        no_torch_why = f"this PyTorch ({torch.__version__}) has no CUDA."
-        log("note: " + no_torch_why + " Timing tinynet only.")
-        torch = None
-    threads.pin_torch(torch)
 
     if args.memory_probe:
         memory_probe(args, *args.memory_probe)
@@ -845,7 +1174,24 @@ def main(argv=None):
         profile(args, tn, args.names)
         return 0
 
-    env = environment(args, threads, torch)
+    # PyTorch times itself in its own process (see "Timing method"); this one never imports it
+    worker, no_torch_why = None, "--no-torch given."
+    if not args.no_torch:
+        try:
+            worker = TorchWorker.start(args)
+        except WorkerError as exc:
+            no_torch_why = f"{exc}."
+            log(f"note: PyTorch not timed: {exc}. Timing tinynet only.")
+    try:
+        return run_benchmark(args, tn, threads, worker, no_torch_why, log)
+    finally:
+        if worker is not None:
+            worker.close()
+
+
+def run_benchmark(args, tn, threads, worker, no_torch_why, log):
+    """The timed runs, the memory probes and the report."""
+    env = environment(args, threads, worker.info if worker is not None else None)
     if env["openblas_env"]:
         log(f"warning: {' and '.join(env['openblas_env'])} set: numpy runs an older OpenBLAS "
             f"kernel; unset both in the benchmark's command for a fair measurement")
@@ -861,7 +1207,9 @@ def main(argv=None):
         with_rec = want_recorder and rec_ok and name in RECORDER_ON
         if name not in args.names and not with_rec:
             continue
-        times = bench_workload(args, tn, torch, name, with_rec, log)
+        # --workloads recorder alone: the Recorder pairs only, no PyTorch row to fill
+        times = bench_workload(args, tn, worker, name, with_rec, log,
+                               with_torch=name in args.names)
         if name in args.names:
             entry = {"steps_per_block": steps_for(args, name),
                      "steps_per_group": group_size(steps_for(args, name)),
@@ -872,6 +1220,10 @@ def main(argv=None):
                 entry["torch_s_per_step"] = times["torch"]
                 entry["torch_median_s"] = median(times["torch"])
                 entry["ratio"] = entry["tinynet_median_s"] / entry["torch_median_s"]
+                # per block: CPU seconds the idle side used while the other side ran
+                entry["isolation"] = {
+                    "main_cpu_s_during_torch_blocks": times["main_cpu_during_torch_s"],
+                    "torch_worker_cpu_s_between_blocks": times["torch_cpu_between_blocks_s"]}
             if WORKLOADS[name]["unit"] == "s/epoch":
                 entry["epoch_steps"] = EPOCH_SAMPLES // WORKLOADS[name]["batch"] + 1
                 entry["note"] = (f"{len(times['tinynet']) * group_size(steps_for(args, name))} "
@@ -881,12 +1233,18 @@ def main(argv=None):
             results["workloads"][name] = entry
         if with_rec:
             rec = results["workloads"].setdefault("recorder", {"per_workload": {}})
-            # medians over 10-step groups, each holding one recording step
-            with_s, without_s = median(times["tinynet+recorder"]), median(times["tinynet"])
+            # adjacent (plain, Recorder) 10-step groups, each Recorder group holding one record
+            pairs = times["recorder_pairs"]
             rec["per_workload"][name] = {
-                "with_s_per_step": times["tinynet+recorder"],
-                "with_median_s": with_s, "without_median_s": without_s,
-                "overhead_pct": 100.0 * (with_s / without_s - 1.0)}
+                "method": "paired: median over adjacent (plain, Recorder) groups of "
+                          "with/without - 1, order alternating",
+                "steps_per_group": group_size(steps_for(args, name)),
+                "pairs_s_per_step": [list(p) for p in pairs],
+                "with_s_per_step": [w for _, w in pairs],
+                "without_s_per_step": [wo for wo, _ in pairs],
+                "with_median_s": median([w for _, w in pairs]),
+                "without_median_s": median([wo for wo, _ in pairs]),
+                **paired_overhead(pairs)}
     if want_recorder and not rec_ok:
         results["workloads"]["recorder"] = {"skipped": True, "note": rec_note}
     if args.device == "cpu":
@@ -894,24 +1252,28 @@ def main(argv=None):
             if name in WORKLOADS:
                 entry["gemm_floor_s"] = floor_entry(tn, name, args.threads)
     if args.scaling:
-        results["scaling"] = bench_scaling(args, tn, torch, log)
+        results["scaling"] = bench_scaling(args, tn, worker, log)
 
+    torch_ok = worker is not None and worker.alive
     if not args.no_memory:
         for name in results["workloads"]:
             if name == "recorder":
                 continue
             mem = {}
-            for fw in ("tinynet", "torch") if torch is not None else ("tinynet",):
+            for fw in ("tinynet", "torch") if torch_ok else ("tinynet",):
                 log(f"  memory: {fw} {name}")
                 mem[fw] = measure_memory(args, fw, name, log)
             results["workloads"][name]["memory"] = mem
     env["loadavg_end"] = _loadavg()
+    env["torch_in_main_process"] = "torch" in sys.modules
 
     rows = build_rows(results)
     print(f"Benchmark: {env['cpu']} ({env['cores']} cores), {args.device}, "
           f"{args.threads} threads for both frameworks; numpy {env['numpy']} with "
           f"{env['blas']}; torch {env['torch'] or 'not used'}.")
-    print(f"Medians of {args.reps} interleaved repetitions; load average "
+    print(f"Medians of {args.reps} interleaved repetitions"
+          + (", each framework in its own process (PyTorch in a worker subprocess)"
+             if env["torch_pid"] else "") + "; load average "
           f"{_fmt_load(env['loadavg_start'])} at start, {_fmt_load(env['loadavg_end'])} at end; "
           f"OMP_WAIT_POLICY {env['omp_wait_policy']}.")
     print()
@@ -939,8 +1301,25 @@ def main(argv=None):
               "of interleaved groups):")
         print()
         print(scaling_table(results["scaling"]))
+    iso = [e["isolation"] for e in results["workloads"].values() if "isolation" in e]
+    if iso:
+        main_cpu = [c for i in iso for c in i["main_cpu_s_during_torch_blocks"]]
+        idle_cpu = [c for i in iso for c in i["torch_worker_cpu_s_between_blocks"][1:]]
+        print(f"Isolation: while PyTorch timed a block, the tinynet process used "
+              f"{1e3 * median(main_cpu):.1f} ms of CPU per block (median; max "
+              f"{1e3 * max(main_cpu):.1f} ms); between its blocks the PyTorch worker used "
+              + (f"{1e3 * median(idle_cpu):.1f} ms (median; max {1e3 * max(idle_cpu):.1f} ms)"
+                 if idle_cpu else "—") + ", all its threads together.")
+    for line in load_warnings(results, env):
+        print(line)
     if "seed000" in results["workloads"]:
         print("seed000: " + results["workloads"]["seed000"]["note"] + ".")
+    for n, r in results["workloads"].get("recorder", {}).get("per_workload", {}).items():
+        print(f"Recorder on {n}: median over {r['pairs']} adjacent pairs of "
+              f"{r['steps_per_group']}-step groups (plain, Recorder; order alternating) of "
+              f"with/without - 1 = {r['overhead_pct']:+.1f} %; quartiles "
+              f"{r['overhead_q1_pct']:+.1f} to {r['overhead_q3_pct']:+.1f} %, range "
+              f"{r['overhead_min_pct']:+.1f} to {r['overhead_max_pct']:+.1f} %.")
     what = ("peak resident memory (RSS)" if args.device == "cpu" else
             "peak device memory (see the JSON for the method)")
     print(f"ratio = tinynet / PyTorch (lower is better); peak MB = {what} above the "
@@ -948,12 +1327,35 @@ def main(argv=None):
           f"framework and workload.")
     if results["workloads"].get("recorder", {}).get("skipped"):
         print("Recorder row skipped: " + results["workloads"]["recorder"]["note"])
-    if torch is None:
+    if worker is None:
         print("PyTorch columns empty: " + no_torch_why)
+    elif not worker.alive:
+        print("PyTorch columns partly empty: " + worker.why + ".")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({**results, "table": markdown_table(rows)}, f, indent=2)
     return 0
+
+
+SPREAD_WARN = 2.0      # slowest / fastest group of one framework on one workload
+
+
+def load_warnings(results, env):
+    """Lines warning that other processes competed for the cores: a
+    framework whose slowest 10-step group took over SPREAD_WARN x its fastest
+    on the same workload.  (PyTorch's OpenMP threads spin while they wait, so
+    with more runnable threads than cores its steps slow down far more than
+    tinynet's: such a run's ratios say more about the load than the code.)"""
+    out = []
+    for name, e in results["workloads"].items():
+        for fw, key in (("tinynet", "tinynet_s_per_step"), ("PyTorch", "torch_s_per_step")):
+            xs = e.get(key)
+            if xs and min(xs) > 0 and max(xs) / min(xs) > SPREAD_WARN:
+                out.append(f"warning: {fw}'s slowest group on {name} took "
+                           f"{max(xs) / min(xs):.1f}x its fastest: other processes competed "
+                           f"for the cores (load average {_fmt_load(env.get('loadavg_end'))} "
+                           f"at the end); rerun on a quiet machine before trusting its ratio.")
+    return out
 
 
 def _fmt_load(load):
