@@ -80,25 +80,56 @@ def test_diagnose_reports_are_the_same_with_fusion_on_and_off(monkeypatch):
     assert reports[0] == reports[1] and reports[0]
 
 
-def _recorded_run(fuse, monkeypatch, steps=8, every=3):
-    """Train _model() with a Recorder; dead channels (a very negative bias) and an
-    input channel that is always 0 give the accumulators something to find."""
+def _mlp():
+    tn.manual_seed(4)
+    return nn.Sequential(nn.Dense(12, 16), nn.ReLU(), nn.Dropout(0.25), nn.Dense(16, 8),
+                         nn.ReLU(), nn.Dense(8, 5))
+
+
+def test_dense_relu_fused_and_unfused_give_the_same_bits(monkeypatch):
+    out = []
+    for fuse in (True, False):
+        monkeypatch.setattr(containers, "FUSE", fuse)
+        model = _mlp()
+        opt = optim.Adam(model.parameters(), lr=1e-2)
+        rng = np.random.default_rng(0)
+        tn.manual_seed(7)                           # the same dropout masks
+        losses = []
+        for _ in range(4):
+            x = tn.tensor(rng.standard_normal((9, 12)).astype(np.float32))
+            opt.zero_grad()
+            loss = F.softmax_cross_entropy(model(x), rng.integers(0, 5, 9))
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
+        if fuse:
+            assert model(x).creator.fuse_relu is False      # the last Dense has no ReLU
+            assert model[:2](x).creator.fuse_relu is True
+        out.append((losses, [p.numpy().tobytes() for p in model.parameters()]))
+    assert out[0] == out[1]
+
+
+def _recorded_run(fuse, monkeypatch, steps=8, every=3, mlp=False):
+    """Train _model() (or _mlp()) with a Recorder; dead channels / units (a very
+    negative bias) and, for the CNN, an input channel that is always 0 give the
+    accumulators something to find."""
     from tinynet.diagnose import Recorder
     monkeypatch.setattr(containers, "FUSE", fuse)
     fused_calls = []
     real = containers._run_fused
     monkeypatch.setattr(containers, "_run_fused",
                         lambda *a: fused_calls.append(1) or real(*a))
-    model = _model()
+    model = _mlp() if mlp else _model()
     with tn.no_grad():
-        model[3].bias.data[:2] = -50.0         # channels 0, 1 of layer 3: never > 0
+        model[3].bias.data[:2] = -50.0         # units / channels 0, 1 of layer 3: never > 0
     opt = optim.SGD(model.parameters(), lr=0.05)
     rec = Recorder(model, opt, every=every).attach()
     rng = np.random.default_rng(0)
+    tn.manual_seed(7)
     for _ in range(steps):
-        x = rng.standard_normal((6, 1, 10, 10)).astype(np.float32)
+        x = rng.standard_normal((9, 12) if mlp else (6, 1, 10, 10)).astype(np.float32)
         opt.zero_grad()
-        loss = F.softmax_cross_entropy(model(tn.tensor(x)), rng.integers(0, 5, 6))
+        loss = F.softmax_cross_entropy(model(tn.tensor(x)), rng.integers(0, 5, len(x)))
         loss.backward()
         opt.step()
         rec.step()
@@ -133,6 +164,16 @@ def test_a_recorder_watches_the_fused_pair_exactly(monkeypatch, stream):
     assert fused[1] == unfused[1]
     # the dead channels' largest pre-activation is the real (negative) one
     assert set(fused[1]) >= {"3", "4"}
+    unit_max = np.frombuffer(fused[1]["3"]["unit_max"], dtype=np.float32)
+    assert (unit_max[:2] < -40).all() and (unit_max[2:] > 0).all()
+
+
+def test_a_recorder_watches_the_fused_dense_relu_exactly(monkeypatch):
+    fused = _recorded_run(True, monkeypatch, mlp=True)
+    unfused = _recorded_run(False, monkeypatch, mlp=True)
+    assert fused[2] > 0 and unfused[2] == 0
+    assert fused[0] == unfused[0]
+    assert fused[1] == unfused[1]
     unit_max = np.frombuffer(fused[1]["3"]["unit_max"], dtype=np.float32)
     assert (unit_max[:2] < -40).all() and (unit_max[2:] > 0).all()
 

@@ -195,7 +195,7 @@ class LayerProbe:
             self._fold(what)
         return pend.next_row(self._recorder.steps + 1)
 
-    # ---- a Conv2D + ReLU run as one op (nn.Sequential) -----------------------
+    # ---- a Conv2D / Dense + ReLU (+ pool) run as one op (nn.Sequential) -------
     def observes_fused(self):
         """True when this probe can watch its layer run fused with the ReLU after it
         (asked by nn.Sequential before each forward): not on a recorded step (the
@@ -205,11 +205,12 @@ class LayerProbe:
         rec = self._recorder
         if rec._recording_forward or not rec.topology.closed:
             return False
-        return self.kind in ("conv", "pool") or (self.kind == "relu" and self.alias is not None)
+        return self.kind in ("conv", "dense", "pool") or \
+            (self.kind == "relu" and self.alias is not None)
 
     def fused_observer(self):
         """The callback the fused op reports to (conv probes), else None."""
-        return self._observe_fused if self.kind == "conv" else None
+        return self._observe_fused if self.kind in ("conv", "dense") else None
 
     def fused_forward(self, module, inputs, output):
         """The forward hook of a fused step: what ``__call__`` does, with the unit

@@ -70,13 +70,13 @@ class Sequential(Module):
                 nxt = items[i + 1][1] if i + 1 < len(items) else None
                 if _fusable(layer, nxt):
                     pool = items[i + 2][1] if i + 2 < len(items) else None
-                    if _pool_fusable(pool):
+                    if _pool_fusable(layer, pool):
                         y = _run_fused(layer, nxt, x, pool)       # Conv2D + ReLU + pool
                         if y is not None:
                             x = y
                             i += 3
                             continue
-                    x = _run_fused(layer, nxt, x)                 # Conv2D + ReLU, one node
+                    x = _run_fused(layer, nxt, x)         # Conv2D / Dense + ReLU, one node
                     i += 2
                     continue
                 x = layer(x)
@@ -93,15 +93,16 @@ FUSE = True
 
 
 def _fusable(layer, nxt):
-    """A Conv2D directly followed by a ReLU may run as one op -- the ReLU
-    applied to each block of the conv's output while it is in cache -- but
+    """A Conv2D or Dense directly followed by a ReLU may run as one op -- the
+    ReLU applied to each block of the output while it is in cache -- but
     only where nothing can observe the pre-activation between them: plain
-    nn.Conv2D and nn.ReLU (not subclasses) whose forward hooks, if any, all
+    nn.Conv2D / nn.Dense and nn.ReLU (not subclasses) whose forward hooks, if any, all
     take the fused op's reports instead of the tensors (see _run_fused).  A
     plain hook function -- trace_step's, a user's -- always sees every layer."""
     from tinynet.nn.activation import ReLU
     from tinynet.nn.conv import Conv2D
-    return (FUSE and type(layer) is Conv2D and type(nxt) is ReLU
+    from tinynet.nn.dense import Dense
+    return (FUSE and type(layer) in (Conv2D, Dense) and type(nxt) is ReLU
             and _hooks_allow_fusion(layer) and _hooks_allow_fusion(nxt))
 
 
@@ -116,17 +117,19 @@ def _never():
     return False
 
 
-def _pool_fusable(pool):
+def _pool_fusable(layer, pool):
     """A plain nn.MaxPool2D with 2x2 windows, stride 2 and no padding right after a
     fusable Conv2D + ReLU may join them (ops/conv_relu_pool.py), on the same terms."""
+    from tinynet.nn.conv import Conv2D
     from tinynet.nn.pool import MaxPool2D
-    return (FUSE and type(pool) is MaxPool2D and pool.kernel_size == (2, 2)
+    return (FUSE and type(layer) is Conv2D and type(pool) is MaxPool2D
+            and pool.kernel_size == (2, 2)
             and pool.stride == (2, 2) and pool.padding == (0, 0)
             and _hooks_allow_fusion(pool))
 
 
 def _run_fused(conv, relu, x, pool=None):
-    """relu(conv(x)) -- or, with ``pool``, max_pool2d(relu(conv(x)), 2) -- as one op,
+    """relu(layer(x)) -- or, with ``pool``, max_pool2d(relu(conv(x)), 2) -- as one op,
     for hooks that observe it (``_hooks_allow_fusion``): the conv's hooks give the
     op a callback for its per-channel reports of the pre-activation
     (``fused_observer()``: its largest value, where its gradient was nonzero) and

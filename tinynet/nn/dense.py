@@ -52,14 +52,20 @@ class Dense(Module):
         return f"Dense({self.in_features} -> {self.out_features})"
 
     def forward(self, x):
+        return self._forward(x)
+
+    def _forward(self, x, fuse_relu=False, observe=None):
+        """y = x @ W + b; with ``fuse_relu`` relu(x @ W + b) as one graph node (used
+        by Sequential where nothing -- or only ``observe`` -- watches in between)."""
         where = self._where()
         x = _checks.input_tensor(where, x)
         if x.ndim != 2 or x.shape[1] != self.in_features:
             raise ValueError(self._shape_message(x.shape))
         _checks.match_weights(where, x, self.weight)
+        fn = DenseFn(fuse_relu, observe)
         if self.bias is None:
-            return DenseFn()(x, self.weight)
-        return DenseFn()(x, self.weight, self.bias)
+            return fn(x, self.weight)
+        return fn(x, self.weight, self.bias)
 
     def _shape_message(self, shape):
         n_in = self.in_features

@@ -16,22 +16,46 @@ One graph node instead of matmul + add: fewer temporaries and Python calls
 per step, which is what the MLP benchmark against PyTorch measures.
 """
 from tinynet import _checks
-from tinynet.backend import DeviceError
+from tinynet.backend import DeviceError, array_module
 from tinynet.ops._parallel import gemm
 from tinynet.tensor import Function, as_tensor
 
 
 class Dense(Function):
-    """y = x @ W (+ b), with dx, dW, db as in the module docstring."""
+    """y = x @ W (+ b), with dx, dW, db as in the module docstring.
+
+    ``fuse_relu``: y = relu(x @ W + b) as one node -- nn.Sequential runs a
+    Dense followed by a ReLU so where nothing observes the pre-activation (or
+    only the diagnose Recorder between its recorded steps, through
+    ``observe`` as for Conv2D: the per-unit maximum of the pre-activation in
+    forward, where its gradient is nonzero in backward).  The ReLU is applied
+    in place on the fresh output and its backward is g · (y > 0): the same
+    bits as the ReLU op, without its separate passes over memory.
+    """
+
+    def __init__(self, fuse_relu=False, observe=None):
+        self.fuse_relu = fuse_relu
+        self.observe = observe if fuse_relu else None
 
     def forward(self, x, w, b=None):
         self.x, self.w = x, w
         y = gemm(x, w)                     # x @ w, split over fixed blocks (ops/_parallel.py)
         if b is not None:
             y += b                         # y is fresh: add in place, no temporary
+        if self.fuse_relu:
+            xp = array_module(y)
+            if self.observe:
+                self.observe("max", y.max(axis=0))
+            xp.maximum(y, 0, out=y)
+            self.y = y                     # relu'(pre-activation) = (y > 0)
         return y
 
     def backward(self, g):
+        if self.fuse_relu:
+            xp = array_module(g)
+            g = xp.multiply(g, self.y > 0)             # the ReLU op's own backward
+            if self.observe:
+                self.observe("grad_nonzero", (g != 0).any(axis=0))
         x_in, w_in = self.inputs[0], self.inputs[1]
         dx = gemm(g, self.w.T) if x_in.requires_grad else None          # g @ Wᵀ
         dw = gemm(self.x.T, g) if w_in.requires_grad else None          # xᵀ @ g
