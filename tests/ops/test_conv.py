@@ -73,10 +73,8 @@ def conv_cases(draw):
                 seed=draw(st.integers(0, 2**16)))
 
 
-@SETTINGS
-@given(case=conv_cases())
-def test_conv2d_matches_reference_and_gradchecks(case, device):
-    c = case
+def case_inputs(c, device):
+    """(x, w, b arrays, the expected padding, the input Tensors, the conv as a function)."""
     rng = np.random.default_rng(c["seed"])
     x = rng.standard_normal((c["N"], c["C"], c["H"], c["W"]))
     w = rng.standard_normal((c["O"], c["C"], c["KH"], c["KW"]))
@@ -88,7 +86,14 @@ def test_conv2d_matches_reference_and_gradchecks(case, device):
 
     def fn(*ts):
         return conv2d(*ts, stride=c["stride"], padding=c["padding"])
+    return (x, w, b), pads, inputs, fn
 
+
+@SETTINGS
+@given(case=conv_cases())
+def test_conv2d_matches_reference_and_gradchecks(case, device):
+    c = case
+    (x, w, b), pads, inputs, fn = case_inputs(c, device)
     y = fn(*inputs)
     ref = conv_reference(x, w, b, c["stride"], pads)
     assert y.shape == ref.shape
@@ -207,6 +212,10 @@ def test_backward_never_leaves_the_device(strict_device):
 
 
 def test_second_backward_with_retain_graph_rebuilds_cols(device):
+    _second_backward_doubles_the_gradients(device)
+
+
+def _second_backward_doubles_the_gradients(device):
     rng = np.random.default_rng(4)
     x = as_input(rng.standard_normal((2, 2, 5, 5)), device)
     w = as_input(rng.standard_normal((2, 2, 3, 3)), device)
@@ -405,19 +414,8 @@ def streamed(request, monkeypatch):
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(case=conv_cases())
 def test_streamed_conv2d_matches_reference_and_gradchecks(case, streamed):
+    (x, w, b), pads, inputs, fn = case_inputs(case, "cpu")
     c = case
-    rng = np.random.default_rng(c["seed"])
-    x = rng.standard_normal((c["N"], c["C"], c["H"], c["W"]))
-    w = rng.standard_normal((c["O"], c["C"], c["KH"], c["KW"]))
-    b = rng.standard_normal(c["O"]) if c["bias"] else None
-    pads = expected_pads(c["padding"], c["H"], c["W"], c["KH"], c["KW"], c["stride"])
-    inputs = [as_input(x, "cpu", c["grads"] != "no x"), as_input(w, "cpu", c["grads"] != "no w")]
-    if b is not None:
-        inputs.append(as_input(b, "cpu"))
-
-    def fn(*ts):
-        return conv2d(*ts, stride=c["stride"], padding=c["padding"])
-
     y = fn(*inputs)
     assert y.creator.streamed
     np.testing.assert_allclose(y.numpy(), conv_reference(x, w, b, c["stride"], pads),
@@ -467,12 +465,4 @@ def test_streamed_conv_is_bit_identical_for_any_thread_count(monkeypatch):
 
 
 def test_streamed_second_backward_rebuilds_from_the_input(streamed):
-    rng = np.random.default_rng(4)
-    x = as_input(rng.standard_normal((2, 2, 5, 5)), "cpu")
-    w = as_input(rng.standard_normal((2, 2, 3, 3)), "cpu")
-    y = conv2d(x, w, padding=1)
-    y.sum().backward(retain_graph=True)
-    gx, gw = x.grad.numpy(), w.grad.numpy()
-    y.sum().backward()
-    np.testing.assert_allclose(x.grad.numpy(), 2 * gx)
-    np.testing.assert_allclose(w.grad.numpy(), 2 * gw)
+    _second_backward_doubles_the_gradients("cpu")

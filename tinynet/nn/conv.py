@@ -76,16 +76,7 @@ class Conv2D(Module):
         """y = conv2d(x); with ``fuse_relu`` relu(conv2d(x)) as one graph node
         (used by Sequential where nothing observes the pre-activation, or where
         what observes it takes the fused op's per-channel reports: ``observe``)."""
-        where = self._where()
-        x = _checks.input_tensor(where, x)
-        self._check_shape(where, x.shape)
-        _checks.match_weights(where, x, self.weight)
-        # every check conv2d would make is done above, with this layer's hint:
-        # call the op's Function directly, so none runs twice
-        KH, KW = self.kernel_size
-        pad = _checks.conv_padding(where, self.padding, x.shape[2], x.shape[3], KH, KW,
-                                   self.stride)
-        operands = (x, self.weight) if self.bias is None else (x, self.weight, self.bias)
+        operands, pad = self._operands(x)
         return Conv2DFn(self.stride, pad, fuse_relu, observe)(*operands)
 
     def _forward_relu_pool(self, x, observe=None):
@@ -93,6 +84,16 @@ class Conv2D(Module):
         the pair does not fit it (an odd output size, not a numpy array) -- then the
         caller runs the layers one by one."""
         from tinynet.ops.conv_relu_pool import Conv2DReLUPool, fusable_shape
+        operands, pad = self._operands(x)
+        x = operands[0]
+        if type(x.data) is not np.ndarray or \
+                not fusable_shape(x.shape, self.weight.shape, self.stride, pad):
+            return None
+        return Conv2DReLUPool(self.stride, pad, observe)(*operands)
+
+    def _operands(self, x):
+        """(operands, padding) after every check conv2d would make, with this layer's
+        hints -- the op's Function is then called directly, so none runs twice."""
         where = self._where()
         x = _checks.input_tensor(where, x)
         self._check_shape(where, x.shape)
@@ -100,11 +101,8 @@ class Conv2D(Module):
         KH, KW = self.kernel_size
         pad = _checks.conv_padding(where, self.padding, x.shape[2], x.shape[3], KH, KW,
                                    self.stride)
-        if type(x.data) is not np.ndarray or \
-                not fusable_shape(x.shape, self.weight.shape, self.stride, pad):
-            return None
         operands = (x, self.weight) if self.bias is None else (x, self.weight, self.bias)
-        return Conv2DReLUPool(self.stride, pad, observe)(*operands)
+        return operands, pad
 
     def _check_shape(self, where, shape):
         c = self.in_channels
