@@ -204,9 +204,47 @@ def patch_chunks(K, OH, OW, N, itemsize):
 
 
 def chunk_columns(chunk, OW, N):
-    """The slice of patch-matrix columns (order (i, j, n)) a chunk covers."""
+    """The slice of patch-matrix columns (order (i, j, n)) a chunk of ``patch_chunks``
+    covers (one contiguous range)."""
     i0, i1, j0, j1 = chunk
     return slice((i0 * OW + j0) * N, ((i1 - 1) * OW + j1) * N)
+
+
+# Conv2D and the fused Conv2D -> ReLU -> MaxPool2D(2) cut the output pixels the SAME
+# way -- into runs of whole row pairs, or into row pairs cut into column ranges of even
+# width -- so both make the very same matrix products for every output pixel, and
+# therefore the same bits on any BLAS (a BLAS may sum a product of other shapes in
+# another order).  A pooling window never straddles two chunks.
+def pair_chunks(K, OH, OW, N, itemsize):
+    """Fixed [(i0, i1, j0, j1)] for the STREAMED route: chunks of about CHUNK_BYTES of
+    patch columns (K rows), aligned to 2x2 windows (i0, j0 even; i1 - i0 and
+    j1 - j0 even except at the last row / column).  Shapes only."""
+    pixels = max(1, CHUNK_BYTES // (K * N * itemsize))
+    if pixels >= 2 * OW:                                  # runs of whole row pairs
+        rows = max(2, min(pixels // OW, -(-OH // 4)) // 2 * 2)
+        return [(i, min(i + rows, OH), 0, OW) for i in range(0, OH, rows)]
+    width = max(2, pixels // 4 * 2)                       # a row pair, even columns
+    return [(i, min(i + 2, OH), j, min(j + width, OW))
+            for i in range(0, OH, 2) for j in range(0, OW, width)]
+
+
+def kept_row_blocks(O, OH, OW, N, itemsize):
+    """Fixed [(i0, i1, 0, OW)] runs of whole row pairs for the KEPT route (the patch
+    matrix built whole): each run's output (O rows) about CHUNK_BYTES, and at least
+    four runs when OH allows.  Shapes only."""
+    rows = max(2, min(CHUNK_BYTES // (O * OW * N * itemsize), -(-OH // 4)) // 2 * 2)
+    return [(i, min(i + rows, OH), 0, OW) for i in range(0, OH, rows)]
+
+
+def chunk_segments(chunk, OW, N):
+    """The column slices (order (i, j, n)) a chunk covers: one when it holds whole rows
+    or a single row, else one per row; and their total width."""
+    i0, i1, j0, j1 = chunk
+    if (j0, j1) == (0, OW) or i1 - i0 == 1:
+        s = chunk_columns(chunk, OW, N)
+        return [s], s.stop - s.start
+    segs = [slice((i * OW + j0) * N, (i * OW + j1) * N) for i in range(i0, i1)]
+    return segs, (i1 - i0) * (j1 - j0) * N
 
 
 def fill_chunk(xpad, KH, KW, stride, chunk, out):

@@ -52,7 +52,7 @@ fits the last-level cache is built whole and kept for backward (its buffer
 recycled between training steps through ``workspace``); a larger one is
 never written out: forward fills and multiplies it in cache-sized chunks of
 columns, and backward rebuilds each chunk for dW (``STREAM_MIN_BYTES``,
-``patch_chunks`` in ops/_im2col.py).
+``pair_chunks`` in ops/_im2col.py).
 
 Threads: on the CPU the forward pass is cut into fixed blocks of output
 rows, each building its part of cols and doing its part of the GEMM; the
@@ -66,9 +66,9 @@ import numpy as np
 from tinynet import _checks
 from tinynet.backend import array_module
 from tinynet.ops._im2col import (Workspace, _carve, _pad_batch_last, _pair, _quad,  # noqa: F401
-                                 chunk_columns, col2im, conv_output_size, fill_chunk, im2col,
-                                 im2col_rows, patch_chunks, same_padding, thread_scratch,
-                                 workspace)
+                                 chunk_columns, chunk_segments, col2im, conv_output_size,
+                                 fill_chunk, im2col, im2col_rows, kept_row_blocks, pair_chunks,
+                                 patch_chunks, same_padding, thread_scratch, workspace)
 from tinynet.ops._parallel import blas_one_thread, block_bounds, gemm, gemm_blocks, run_blocks
 from tinynet.tensor import Function, Tensor, as_tensor, is_grad_enabled
 
@@ -143,35 +143,42 @@ class Conv2D(Function):
             # multiply at once -- the (K, L) matrix is never written out; backward
             # rebuilds the chunks from the padded input
             xpad = _pad_batch_last(x, self.padding)
-            chunks = patch_chunks(K, OH, OW, N, x.dtype.itemsize)
+            chunks = pair_chunks(K, OH, OW, N, x.dtype.itemsize)
             y2 = np.empty((O, L), dtype=x.dtype)
             maxes = np.empty((len(chunks), O), dtype=x.dtype) if self.observe else None
 
             def part(i):
-                s = chunk_columns(chunks[i], OW, N)
+                segs, n = chunk_segments(chunks[i], OW, N)
                 cols = fill_chunk(xpad, KH, KW, self.stride, chunks[i],
-                                  thread_scratch((K, s.stop - s.start), x.dtype))
-                np.matmul(w2, cols, out=y2[:, s])
-                self._finish_block(b, y2[:, s], maxes, i)
+                                  thread_scratch((K, n), x.dtype))
+                if len(segs) == 1:
+                    np.matmul(w2, cols, out=y2[:, segs[0]])
+                    self._finish_block(b, y2[:, segs[0]], maxes, i)
+                    return
+                z = thread_scratch((O, n), x.dtype, slot=2)         # a row pair, in part
+                np.matmul(w2, cols, out=z)
+                self._finish_block(b, z, maxes, i)
+                width = n // len(segs)
+                for k, s in enumerate(segs):
+                    y2[:, s] = z[:, k * width:(k + 1) * width]
             run_blocks(part, range(len(chunks)))
             saved = xpad
         elif xp is np:
-            # the whole patch matrix, kept for backward: blocks of output rows each fill
-            # their columns of it and multiply them, so one block's copy overlaps another
-            # block's GEMM
+            # the whole patch matrix, kept for backward: runs of output rows each fill
+            # their columns of it and multiply them, so one run's copy overlaps another
+            # run's GEMM
             cols = workspace.empty(xp, (K, L), x.dtype)                 # (K, L)
             xpad, cols6 = _pad_batch_last(x, self.padding), cols.reshape(C, KH, KW, OH, OW, N)
             y2 = np.empty((O, L), dtype=x.dtype)
-            bounds = block_bounds(OH, gemm_blocks(O, K, L))
-            maxes = np.empty((len(bounds), O), dtype=x.dtype) if self.observe else None
+            blocks = kept_row_blocks(O, OH, OW, N, x.dtype.itemsize)
+            maxes = np.empty((len(blocks), O), dtype=x.dtype) if self.observe else None
 
             def part(i):
-                rows = bounds[i]
-                im2col_rows(xpad, KH, KW, self.stride, rows, cols6)
-                s = slice(rows[0] * OW * N, rows[1] * OW * N)
+                im2col_rows(xpad, KH, KW, self.stride, blocks[i][:2], cols6)
+                s = chunk_columns(blocks[i], OW, N)
                 np.matmul(w2, cols[:, s], out=y2[:, s])
                 self._finish_block(b, y2[:, s], maxes, i)
-            run_blocks(part, range(len(bounds)))
+            run_blocks(part, range(len(blocks)))
             saved = cols
         else:
             cols = workspace.empty(xp, (K, L), x.dtype)                 # (K, L)
@@ -261,20 +268,27 @@ class Conv2D(Function):
         N = self.x_shape[0]
         OH, OW = conv_output_size(self.x_shape[2], self.x_shape[3], KH, KW, self.stride,
                                   self.padding)
-        chunks = patch_chunks(K, OH, OW, N, g2.dtype.itemsize)
+        chunks = pair_chunks(K, OH, OW, N, g2.dtype.itemsize)
         groups = block_bounds(len(chunks), 4)
         sums = np.empty((len(groups), K, O), dtype=g2.dtype)
 
         def part(gi):
             for i in range(*groups[gi]):
-                s = chunk_columns(chunks[i], OW, N)
+                segs, n = chunk_segments(chunks[i], OW, N)
                 cols = fill_chunk(saved, KH, KW, self.stride, chunks[i],
-                                  thread_scratch((K, s.stop - s.start), g2.dtype))
+                                  thread_scratch((K, n), g2.dtype))
+                if len(segs) == 1:
+                    g2c = g2[:, segs[0]]
+                else:                                   # the chunk's rows side by side
+                    g2c = thread_scratch((O, n), g2.dtype, slot=3)
+                    width = n // len(segs)
+                    for k, s in enumerate(segs):
+                        g2c[:, k * width:(k + 1) * width] = g2[:, s]
                 if i == groups[gi][0]:
-                    np.matmul(cols, g2[:, s].T, out=sums[gi])
+                    np.matmul(cols, g2c.T, out=sums[gi])
                 else:
                     part_sum = thread_scratch((K, O), g2.dtype, slot=1)
-                    np.matmul(cols, g2[:, s].T, out=part_sum)
+                    np.matmul(cols, g2c.T, out=part_sum)
                     sums[gi] += part_sum
         run_blocks(part, range(len(groups)))
         total = sums[0]

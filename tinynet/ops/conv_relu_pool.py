@@ -28,11 +28,11 @@ the two maps in between (see nn/containers.py); the readable twin is
 """
 import numpy as np
 
-from tinynet.ops._im2col import (_pad_batch_last, chunk_columns, conv_output_size,  # noqa: F401
-                                 fill_chunk, im2col_rows, patch_chunks, thread_scratch,
-                                 workspace)
-from tinynet.ops._parallel import block_bounds, gemm_blocks, run_blocks
-from tinynet.ops.conv import STREAM_MIN_BYTES, Conv2D  # noqa: F401
+from tinynet.ops._im2col import (_pad_batch_last, chunk_columns, conv_output_size,
+                                 fill_chunk, im2col_rows, kept_row_blocks, pair_chunks,
+                                 thread_scratch, workspace)
+from tinynet.ops._parallel import block_bounds, run_blocks
+from tinynet.ops.conv import Conv2D
 from tinynet.ops import conv as _conv
 from tinynet.tensor import is_grad_enabled
 
@@ -81,31 +81,32 @@ class Conv2DReLUPool(Conv2D):
         y = np.empty((O, PH, PW, N), dtype=x.dtype)
         argmax = np.empty((O, PH, PW, N), dtype=np.uint8)
         self.streamed = K * L * x.dtype.itemsize > _conv.STREAM_MIN_BYTES
+        # the very chunks Conv2D uses (ops/_im2col.py): the same matrix products
         if self.streamed:       # chunks of whole windows, patch columns in the thread's buffer
-            chunks = patch_chunks(4 * K, PH, PW, N, x.dtype.itemsize)
+            chunks = pair_chunks(K, OH, OW, N, x.dtype.itemsize)
             cols_all = None
-        else:                   # blocks of window rows, patch columns kept for backward
-            chunks = [(p0, p1, 0, PW) for p0, p1 in
-                      block_bounds(PH, gemm_blocks(O, K, L))]
+        else:                   # runs of row pairs, patch columns kept for backward
+            chunks = kept_row_blocks(O, OH, OW, N, x.dtype.itemsize)
             cols_all = workspace.empty(np, (K, L), x.dtype)
             cols6 = cols_all.reshape(C, KH, KW, OH, OW, N)
         maxes = np.empty((len(chunks), O), dtype=x.dtype) if self.observe else None
 
         def part(i):
-            p0, p1, q0, q1 = chunks[i]
-            rows, width = 2 * (p1 - p0), 2 * (q1 - q0)
+            i0, i1, j0, j1 = chunks[i]
+            n = (i1 - i0) * (j1 - j0) * N
             if cols_all is None:
-                cols = fill_chunk(xpad, KH, KW, self.stride, (2 * p0, 2 * p1, 2 * q0, 2 * q1),
-                                  thread_scratch((K, rows * width * N), x.dtype))
+                cols = fill_chunk(xpad, KH, KW, self.stride, chunks[i],
+                                  thread_scratch((K, n), x.dtype))
             else:
-                im2col_rows(xpad, KH, KW, self.stride, (2 * p0, 2 * p1), cols6)
-                cols = cols_all[:, chunk_columns((2 * p0, 2 * p1, 0, OW), OW, N)]
-            z = thread_scratch((O, rows * width * N), x.dtype, slot=2)
+                im2col_rows(xpad, KH, KW, self.stride, (i0, i1), cols6)
+                cols = cols_all[:, chunk_columns(chunks[i], OW, N)]
+            z = thread_scratch((O, n), x.dtype, slot=2)
             np.matmul(w2, cols, out=z)
             if b is not None:
                 z += b[:, None]
-            _pool_block(z.reshape(O, rows, width, N), y[:, p0:p1, q0:q1],
-                        argmax[:, p0:p1, q0:q1], maxes, i)
+            p, q = slice(i0 // 2, i1 // 2), slice(j0 // 2, j1 // 2)
+            _pool_block(z.reshape(O, i1 - i0, j1 - j0, N), y[:, p, q], argmax[:, p, q],
+                        maxes, i)
         run_blocks(part, range(len(chunks)))
         if maxes is not None:
             self.observe("max", maxes.max(axis=0))
