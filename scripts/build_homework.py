@@ -36,65 +36,30 @@ they are and give the points ``python -m tinynet.grade`` gives.  Notebooks are
 written without outputs and with position-derived cell ids: building twice
 gives the same bytes.
 """
-import argparse
 import json
 import re
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from tinynet.files import atomic_write  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import percent_notebook  # noqa: E402  (the format and the command line, shared with lessons)
+from percent_notebook import KERNELSPEC, LANGUAGE_INFO, ROOT  # noqa: E402
 
 SRC = ROOT / "lessons" / "homework" / "src"
 OUT = ROOT / "lessons" / "homework"
-KERNELSPEC = {"display_name": "Python 3", "language": "python", "name": "python3"}
-LANGUAGE_INFO = {"name": "python"}
-_MARKER = re.compile(r"^# %%(?: \[(markdown|code)\])?(?: tags=(\[.*\]))?\s*$")
+_MARKER = re.compile(r"(?:\[(markdown|code)\])?\s*(?:tags=(\[.*\]))?")
 _CHECK = re.compile(r"""check\(globals\(\),\s*["'](\w+)["'],\s*["'](\w+)["']\)""")
 
 
 def parse_cells(text, where="source"):
     """[(kind, tags, source)] from a percent-format file."""
-    cells, current = [], None
-
-    def close():
-        if current is None:
-            return
-        kind, tags, lines = current
-        while lines and not lines[0].strip():
-            lines.pop(0)
-        while lines and not lines[-1].strip():
-            lines.pop()
-        if kind == "markdown":
-            lines = [_uncomment(line, where) for line in lines]
-        else:
-            lines = [line[2:] if line.startswith("# %") else line for line in lines]
-        cells.append((kind, tags, "\n".join(lines)))
-
-    for number, line in enumerate(text.splitlines(), 1):
-        if line.startswith("# %%"):
-            m = _MARKER.match(line)
-            if not m:
-                raise ValueError(f"{where}, line {number}: bad cell marker {line!r}; use "
-                                 f"'# %%', '# %% [markdown]', optionally with tags=[...]")
-            close()
-            tags = json.loads(m.group(2)) if m.group(2) else []
-            current = (m.group(1) or "code", tags, [])
-        elif current is not None:
-            current[2].append(line)
-    close()
-    return cells
-
-
-def _uncomment(line, where):
-    if line.startswith("# "):
-        return line[2:]
-    if line.rstrip() == "#":
-        return ""
-    raise ValueError(f"{where}: a markdown line must start with '# ' (or be '#'), got {line!r}")
+    def read_marker(rest, number):
+        m = _MARKER.fullmatch(rest)
+        if not m:
+            raise ValueError(f"{where}, line {number}: bad cell marker {('# %% ' + rest)!r}; "
+                             f"use '# %%', '# %% [markdown]', optionally with tags=[...]")
+        return m.group(1) or "code", json.loads(m.group(2)) if m.group(2) else []
+    return percent_notebook.split_cells(text, read_marker, where)
 
 
 def nbgrader_metadata(kind, tags, source, assignment, index):
@@ -149,32 +114,11 @@ def target_for(source_path):
     return OUT / (Path(source_path).stem + ".ipynb")
 
 
-def stale(sources):
-    """Sources whose notebook is missing or differs from what the source builds."""
-    return [s for s in sources if not target_for(s).exists()
-            or target_for(s).read_text(encoding="utf-8") != notebook_text(s)]
-
-
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("sources", nargs="*", type=Path,
-                        help="homework sources (default: every lessons/homework/src/*.py)")
-    parser.add_argument("--check", action="store_true",
-                        help="write nothing; exit 1 if a notebook is stale")
-    args = parser.parse_args(argv)
-    sources = args.sources or sorted(SRC.glob("hw*.py"))
-    if args.check:
-        bad = stale(sources)
-        for src in bad:
-            print(f"stale: {target_for(src).name} does not match {Path(src).name}; run "
-                  f"python scripts/build_homework.py")
-        return 1 if bad else 0
-    texts = [(target_for(s), notebook_text(s)) for s in sources]   # all built before any write
-    for target, text in texts:
-        with atomic_write(target, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-        print(f"wrote {target.relative_to(ROOT)}")
-    return 0
+    return percent_notebook.main(argv, __doc__.splitlines()[0],
+                                 ("lessons/homework/src/hw*.py",
+                                  lambda: sorted(SRC.glob("hw*.py"))),
+                                 "homework", "build_homework.py", target_for, notebook_text)
 
 
 if __name__ == "__main__":

@@ -29,19 +29,25 @@ notebook is written without outputs, with cell ids derived from the cell's
 position, so building twice gives the same bytes and a stale notebook shows
 up as a diff.
 """
-import argparse
 import copy
 import sys
 from pathlib import Path
 
-from tinynet.files import atomic_write
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import percent_notebook  # noqa: E402  (the format and the command line, shared with homework)
+from percent_notebook import KERNELSPEC, LANGUAGE_INFO, ROOT  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
 SRC = ROOT / "lessons" / "src"
 OUT = ROOT / "lessons"
 
-KERNELSPEC = {"display_name": "Python 3", "language": "python", "name": "python3"}
-LANGUAGE_INFO = {"name": "python"}
+
+def _read_marker(rest, number):
+    if rest in ("", "[code]"):
+        return "code", None
+    if rest in ("[markdown]", "[check]", "[solution]"):
+        return rest[1:-1], None
+    raise ValueError(f"line {number}: unknown cell marker {('# %% ' + rest)!r}; use "
+                     f"'# %%', '# %% [markdown]', '# %% [check]' or '# %% [solution]'")
 
 
 def parse_cells(text):
@@ -50,55 +56,8 @@ def parse_cells(text):
     kind is "code", "markdown", "check" or "solution" (the last two are code cells
     that the notebook shows collapsed).
     """
-    cells, kind, lines = [], None, []
-
-    def close():
-        if kind is None:
-            return
-        body = list(lines)
-        while body and not body[0].strip():
-            body.pop(0)
-        while body and not body[-1].strip():
-            body.pop()
-        if kind == "markdown":
-            body = [_uncomment(line) for line in body]
-        else:
-            body = [_unmagic(line) for line in body]
-        cells.append((kind, "\n".join(body)))
-
-    for number, line in enumerate(text.splitlines(), 1):
-        stripped = line.strip()
-        if stripped.startswith("# %%"):
-            close()
-            rest = stripped[4:].strip()
-            if rest in ("", "[code]"):
-                kind = "code"
-            elif rest in ("[markdown]", "[check]", "[solution]"):
-                kind = rest[1:-1]
-            else:
-                raise ValueError(f"line {number}: unknown cell marker {stripped!r}; use "
-                                 f"'# %%', '# %% [markdown]', '# %% [check]' or "
-                                 f"'# %% [solution]'")
-            lines = []
-        elif kind is not None:
-            lines.append(line)
-    close()
-    return cells
-
-
-def _unmagic(line):
-    """``# %matplotlib inline`` -> ``%matplotlib inline`` (a commented-out magic)."""
-    if line.startswith("# %") and not line.startswith("# %%"):
-        return line[2:]
-    return line
-
-
-def _uncomment(line):
-    if line.startswith("# "):
-        return line[2:]
-    if line.rstrip() == "#":
-        return ""
-    raise ValueError(f"a markdown line must start with '# ' (or be '#'), got {line!r}")
+    return [(kind, body) for kind, _, body in
+            percent_notebook.split_cells(text, _read_marker, "lesson source")]
 
 
 # Collapsed in Jupyter (source_hidden) and dropped from rendered pages (remove-input);
@@ -138,40 +97,10 @@ def target_for(source_path):
     return OUT / (Path(source_path).stem + ".ipynb")
 
 
-def _write_atomic(path, text):
-    with atomic_write(path, "w", encoding="utf-8", newline="\n") as f:
-        f.write(text)
-
-
-def stale(sources):
-    """Sources whose notebook is missing or differs from what the source builds."""
-    out = []
-    for src in sources:
-        target = target_for(src)
-        if not target.exists() or target.read_text(encoding="utf-8") != notebook_text(src):
-            out.append(src)
-    return out
-
-
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("sources", nargs="*", type=Path,
-                        help="lesson sources (default: every lessons/src/*.py)")
-    parser.add_argument("--check", action="store_true",
-                        help="write nothing; exit 1 if a notebook is stale")
-    args = parser.parse_args(argv)
-    sources = args.sources or sorted(SRC.glob("*.py"))
-    if args.check:
-        bad = stale(sources)
-        for src in bad:
-            print(f"stale: {target_for(src).relative_to(ROOT)} does not match "
-                  f"{Path(src).resolve().relative_to(ROOT)}; run python scripts/build_lessons.py")
-        return 1 if bad else 0
-    for src in sources:
-        target = target_for(src)
-        _write_atomic(target, notebook_text(src))
-        print(f"wrote {target.relative_to(ROOT)}")
-    return 0
+    return percent_notebook.main(argv, __doc__.splitlines()[0],
+                                 ("lessons/src/*.py", lambda: sorted(SRC.glob("*.py"))),
+                                 "lesson", "build_lessons.py", target_for, notebook_text)
 
 
 if __name__ == "__main__":

@@ -284,12 +284,11 @@ class LayerProbe:
         weighted = self.kind in ("dense", "conv")
         if weighted and getattr(xa, "ndim", 0) >= 2 and array_module(xa) is xp:
             self._see_input(xp, xa, step, recording)
-        if fused:
-            pass                  # the fused op reports the maxima and the gradient
-        elif self.alias is None and self.kind in _UNIT_KINDS and y.ndim >= 1:
-            self._see_units(xp, y, step)
-        if weighted and output.requires_grad and not fused:
-            output.register_hook(self._on_grad)
+        if not fused:             # else the fused op reports the maxima and the gradient
+            if self.alias is None and self.kind in _UNIT_KINDS and y.ndim >= 1:
+                self._see_units(xp, y, step)
+            if weighted and output.requires_grad:
+                output.register_hook(self._on_grad)
         if recording:
             self._record_stats(xp, y, step)
         return None
@@ -415,17 +414,12 @@ def _any_per_unit(xp, a, scratch):
     Channel-first rows: an OR of the bit patterns of each (contiguous) row.  Otherwise
     (a Dense input (N, F), reduced along the slow axis) ``a != 0`` into a reused bool
     buffer ``scratch(a)`` and ``any`` over it: twice as fast as ``any`` on the floats."""
-    if xp is np and a.ndim == 2 and a.flags.c_contiguous and a.dtype in _BITS:
-        # a Dense input / output gradient (N, U): OR the bit patterns of the rows into
-        # one (U,) row, the sign bit masked off -- nonzero exactly where some value
-        # is != 0 (NaN too; -0.0 is 0).  One read of ``a``, nothing written but (U,).
-        uint, magnitude = _BITS[a.dtype]
-        return (np.bitwise_or.reduce(a.view(uint), axis=0) & magnitude) != 0
     rows = _unit_rows(a)
     if rows is not None:
         if xp is np and a.dtype in _BITS:
-            # the same along each (contiguous) row of a channel: one pass like
-            # ``any``, but a vectorized integer reduction, about twice as fast
+            # OR of the bit patterns along each row, the sign bit masked off: nonzero
+            # exactly where some value is != 0 (NaN too; -0.0 is 0).  One pass like
+            # ``any``, but a vectorized integer reduction: about twice as fast.
             uint, magnitude = _BITS[a.dtype]
             return (np.bitwise_or.reduce(rows.view(uint), axis=1) & magnitude) != 0
         return rows.any(axis=1)

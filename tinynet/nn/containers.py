@@ -128,7 +128,7 @@ def _pool_fusable(layer, pool):
             and _hooks_allow_fusion(pool))
 
 
-def _run_fused(conv, relu, x, pool=None):
+def _run_fused(layer, relu, x, pool=None):
     """relu(layer(x)) -- or, with ``pool``, max_pool2d(relu(conv(x)), 2) -- as one op,
     for hooks that observe it (``_hooks_allow_fusion``): the conv's hooks give the
     op a callback for its per-channel reports of the pre-activation
@@ -136,7 +136,7 @@ def _run_fused(conv, relu, x, pool=None):
     get ``fused_forward(module, inputs, output)`` afterwards, the ReLU's and the
     pool's hooks get ``fused_forward(module, None, output)``; nothing else differs.
     With ``pool``, None when the shapes do not allow it (nothing has run then)."""
-    observers = [h.fused_observer() for h in conv._forward_hooks]
+    observers = [h.fused_observer() for h in layer._forward_hooks]
     observers = [o for o in observers if o is not None]
     if not observers:
         observe = None
@@ -147,13 +147,13 @@ def _run_fused(conv, relu, x, pool=None):
             for o in observers:
                 o(event, values)
     if pool is not None:
-        out = conv._forward_relu_pool(x, observe=observe)
+        out = layer._forward_relu_pool(x, observe=observe)
         if out is None:
             return None
     else:
-        out = conv._forward(x, fuse_relu=True, observe=observe)
-    for hook in list(conv._forward_hooks):
-        hook.fused_forward(conv, (x,), out)
+        out = layer._forward(x, fuse_relu=True, observe=observe)
+    for hook in list(layer._forward_hooks):
+        hook.fused_forward(layer, (x,), out)
     for module in (relu, pool):
         for hook in list(module._forward_hooks) if module is not None else ():
             hook.fused_forward(module, None, out)

@@ -189,8 +189,9 @@ CHUNK_BYTES = 3 << 19
 
 
 def patch_chunks(K, OH, OW, N, itemsize):
-    """Fixed [(i0, i1, j0, j1)] cutting the (i, j, n) columns of the batch-last patch
-    matrix (K rows) into chunks of about CHUNK_BYTES: runs of whole output rows
+    """Fixed [(i0, i1, j0, j1)] cutting the (i, j, n) columns of a batch-last patch
+    matrix (K rows; Conv2D._dx_rows streams its g_cols with it -- the forward pass
+    and dW use ``pair_chunks``) into chunks of about CHUNK_BYTES: runs of whole output rows
     i0..i1 (at most a quarter of OH, so the thread pool gets several), or, when
     one row is larger than that, parts j0..j1 of one row.  Each chunk is one
     contiguous range of columns (``chunk_columns``).  Depends on the shapes only
