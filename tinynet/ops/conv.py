@@ -69,6 +69,7 @@ from tinynet.ops._im2col import (Workspace, _carve, _pad_batch_last, _pair, _qua
                                  chunk_columns, chunk_segments, col2im, conv_output_size,
                                  fill_chunk, im2col, im2col_rows, kept_row_blocks, pair_chunks,
                                  patch_chunks, same_padding, thread_scratch, workspace)
+from tinynet.ops import _conv_rows
 from tinynet.ops._parallel import blas_one_thread, block_bounds, gemm, gemm_blocks, run_blocks
 from tinynet.tensor import Function, Tensor, as_tensor, is_grad_enabled
 
@@ -129,6 +130,24 @@ class Conv2D(Function):
         # to watch a fused pair exactly (see nn/containers.py).
         self.observe = observe if fuse_relu else None
 
+    #: how forward computed (and backward computes): "rows" (stride 1: KH row-shifted
+    #: products, ops/_conv_rows.py), "kept" (the whole patch matrix), "streamed" (the
+    #: patch matrix in chunks) or "device" (CuPy: the whole patch matrix, one product)
+    route = None
+
+    def choose_route(self, xp, x_shape, w_shape, itemsize):
+        """The route for these shapes (a function of the shapes alone)."""
+        if xp is not np:
+            return "device"
+        N, C, H, W = x_shape
+        O, _, KH, KW = w_shape
+        OH, OW = conv_output_size(H, W, KH, KW, self.stride, self.padding)
+        if (_conv_rows.applies(x_shape, w_shape, self.stride, self.padding)
+                and np.prod(_conv_rows.rows_shape(x_shape, KW, self.padding)) * itemsize
+                <= STREAM_MIN_BYTES):
+            return "rows"
+        return "streamed" if C * KH * KW * OH * OW * N * itemsize > STREAM_MIN_BYTES else "kept"
+
     def forward(self, x, w, b=None):
         xp = array_module(x)
         N, C, H, W = x.shape
@@ -136,8 +155,26 @@ class Conv2D(Function):
         OH, OW = conv_output_size(H, W, KH, KW, self.stride, self.padding)
         K, L = C * KH * KW, OH * OW * N
         w2 = w.reshape(O, K)
-        self.streamed = xp is np and K * L * x.dtype.itemsize > STREAM_MIN_BYTES
-        if self.streamed:
+        self.route = self.choose_route(xp, x.shape, w.shape, x.dtype.itemsize)
+        self.streamed = self.route == "streamed"
+        if self.route == "rows":
+            # stride 1: the patches along W only, and KH products per block of output
+            # rows, each reading the rows moved down by kh (ops/_conv_rows.py)
+            rows = workspace.empty(np, _conv_rows.rows_shape(x.shape, KW, self.padding),
+                                   x.dtype)
+            _conv_rows.fill_rows(x, KW, self.padding, rows)
+            wk = _conv_rows.kernel_rows(w)
+            y2 = np.empty((O, L), dtype=x.dtype)
+            blocks = kept_row_blocks(O, OH, OW, N, x.dtype.itemsize)
+            maxes = np.empty((len(blocks), O), dtype=x.dtype) if self.observe else None
+
+            def part(i):
+                s = chunk_columns(blocks[i], OW, N)
+                _conv_rows.block_product(rows, wk, s, OW * N, y2[:, s])
+                self._finish_block(b, y2[:, s], maxes, i)
+            run_blocks(part, range(len(blocks)))
+            saved = rows
+        elif self.streamed:
             # a patch matrix larger than the caches: chunks of output pixels, each on
             # the pool, fill their columns into the thread's cache-sized buffer and
             # multiply at once -- the (K, L) matrix is never written out; backward
@@ -163,7 +200,7 @@ class Conv2D(Function):
                     y2[:, s] = z[:, k * width:(k + 1) * width]
             run_blocks(part, range(len(chunks)))
             saved = xpad
-        elif xp is np:
+        elif self.route == "kept":
             # the whole patch matrix, kept for backward: runs of output rows each fill
             # their columns of it and multiply them, so one run's copy overlaps another
             # run's GEMM
@@ -226,19 +263,24 @@ class Conv2D(Function):
         gx = gw = None
         if w_in.requires_grad:
             gw = self._grad_w(xp, saved, g2)
-        cols = None if self.streamed else saved        # the matrix's memory is reused below
-        if x_in.requires_grad and self.stride[1] == 1 and max(PL, PR) < KW:
-            gx = self._dx_rows(g, cols)
+        spare = None if self.streamed else saved       # its memory is reused below
+        if x_in.requires_grad and self._dx_by_flipped_conv(g.shape):
+            gx = self._dx_flipped(g, spare)
+        elif x_in.requires_grad and self.stride[1] == 1 and max(PL, PR) < KW:
+            gx = self._dx_rows(g, spare)
         elif x_in.requires_grad:
+            cols = spare if self.route in ("kept", "device") else None
             if cols is None:
+                if spare is not None:
+                    workspace.give_back(spare)
                 cols = workspace.empty(xp, (C * KH * KW, g2.shape[1]), g.dtype)
             dcols = gemm(w.reshape(O, -1).T, g2, out=cols)              # (K, L)
             with blas_one_thread():
                 gx = col2im(dcols, self.x_shape, KH, KW, self.stride, self.padding,
                             batch_last=True)
-            cols = dcols
-        if cols is not None:
-            workspace.give_back(cols)
+            spare = dcols
+        if spare is not None:
+            workspace.give_back(spare)
         if len(self.inputs) == 2:
             return gx, gw
         gb = g2.sum(axis=1) if self.inputs[2].requires_grad else None   # (O,)
@@ -249,6 +291,10 @@ class Conv2D(Function):
         O, C, KH, KW = self.w.shape
         if self.streamed:
             return _pad_batch_last(x, self.padding)
+        if self.route == "rows":
+            rows = workspace.empty(xp, _conv_rows.rows_shape(x.shape, KW, self.padding),
+                                   x.dtype)
+            return _conv_rows.fill_rows(x, KW, self.padding, rows)
         return im2col(x, KH, KW, self.stride, self.padding, batch_last=True,
                       out=workspace.empty(xp, (C * KH * KW, L), x.dtype))
 
@@ -263,6 +309,9 @@ class Conv2D(Function):
         w = self.w
         O, C, KH, KW = w.shape
         K = C * KH * KW
+        if self.route == "rows":
+            OW = conv_output_size(*self.x_shape[2:], KH, KW, self.stride, self.padding)[1]
+            return _conv_rows.grad_w(saved, g2, KH, KW, OW * self.x_shape[0])
         if not self.streamed:
             return xp.ascontiguousarray(gemm(saved, g2.T).T).reshape(w.shape)
         N = self.x_shape[0]
@@ -327,6 +376,41 @@ class Conv2D(Function):
         if self.observe:
             self.observe("grad_nonzero", nonzero)
         return out.reshape(O, OH, OW, N).transpose(3, 0, 1, 2)
+
+    def _dx_by_flipped_conv(self, g_shape):
+        """True when dx is computed as the row route's forward of g with the flipped
+        kernel (``_dx_flipped``): the forward took the row route, g's padding
+        KH-1-PT .. is not negative, and g's row-patch matrix is thick and small enough."""
+        if self.route != "rows":
+            return False
+        O, C, KH, KW = self.w.shape
+        PT, PB, PL, PR = self.padding
+        pads = (KH - 1 - PT, KH - 1 - PB, KW - 1 - PL, KW - 1 - PR)
+        return (min(pads) >= 0 and O * KW >= _conv_rows.ROWS_MIN_K
+                and np.prod(_conv_rows.rows_shape(g_shape, KW, pads)) * self.w.dtype.itemsize
+                <= STREAM_MIN_BYTES)
+
+    def _dx_flipped(self, g, spare):
+        """dx for stride 1: the convolution of g, padded by KH-1-PT, KH-1-PB rows and
+        KW-1-PL, KW-1-PR columns, with the kernel flipped in both directions and its
+        channel axes swapped -- computed by the row route like the forward pass
+        (ops/_conv_rows.py).  g's row-patch matrix is carved out of ``spare`` (the
+        forward's, no longer needed) when it fits."""
+        O, C, KH, KW = self.w.shape
+        N, _, H, W = self.x_shape
+        PT, PB, PL, PR = self.padding
+        pads = (KH - 1 - PT, KH - 1 - PB, KW - 1 - PL, KW - 1 - PR)
+        (rows,) = _carve(np, spare, g.dtype, _conv_rows.rows_shape(g.shape, KW, pads))
+        _conv_rows.fill_rows(g, KW, pads, rows)
+        wk = _conv_rows.flipped_kernel_rows(self.w)                    # (KH, C, O·KW)
+        dx = np.empty((C, H * W * N), dtype=g.dtype)
+
+        def part(cols):
+            s = slice(*cols)
+            _conv_rows.block_product(rows, wk, s, W * N, dx[:, s])
+        run_blocks(part, block_bounds(H * W * N, gemm_blocks(C, KH * O * KW, H * W * N)))
+        workspace.give_back(rows)                 # ignored when it is a view of spare
+        return dx.reshape(C, H, W, N).transpose(3, 0, 1, 2)
 
     def _dx_rows(self, g, spare):
         """dx for SW = 1: a convolution along W, then col2im along H.

@@ -33,7 +33,7 @@ from tinynet.ops._im2col import (_pad_batch_last, chunk_columns, conv_output_siz
                                  thread_scratch, workspace)
 from tinynet.ops._parallel import block_bounds, run_blocks
 from tinynet.ops.conv import Conv2D
-from tinynet.ops import conv as _conv
+from tinynet.ops import _conv_rows
 from tinynet.tensor import is_grad_enabled
 
 
@@ -77,15 +77,24 @@ class Conv2DReLUPool(Conv2D):
         PH, PW = OH // 2, OW // 2
         K, L = C * KH * KW, OH * OW * N
         w2 = w.reshape(O, K)
-        xpad = _pad_batch_last(x, self.padding)
         y = np.empty((O, PH, PW, N), dtype=x.dtype)
         argmax = np.empty((O, PH, PW, N), dtype=np.uint8)
-        self.streamed = K * L * x.dtype.itemsize > _conv.STREAM_MIN_BYTES
-        # the very chunks Conv2D uses (ops/_im2col.py): the same matrix products
-        if self.streamed:       # chunks of whole windows, patch columns in the thread's buffer
-            chunks = pair_chunks(K, OH, OW, N, x.dtype.itemsize)
+        self.route = self.choose_route(np, x.shape, w.shape, x.dtype.itemsize)
+        self.streamed = self.route == "streamed"
+        # the very chunks and products Conv2D uses (ops/_im2col.py, ops/_conv_rows.py)
+        rows = xpad = None
+        if self.route == "rows":    # runs of row pairs, KH row-shifted products each
+            chunks = kept_row_blocks(O, OH, OW, N, x.dtype.itemsize)
             cols_all = None
+            rows = workspace.empty(np, _conv_rows.rows_shape(x.shape, KW, self.padding),
+                                   x.dtype)
+            _conv_rows.fill_rows(x, KW, self.padding, rows)
+            wk = _conv_rows.kernel_rows(w)
+        elif self.streamed:     # chunks of whole windows, patch columns in the thread's buffer
+            chunks = pair_chunks(K, OH, OW, N, x.dtype.itemsize)
+            cols_all, xpad = None, _pad_batch_last(x, self.padding)
         else:                   # runs of row pairs, patch columns kept for backward
+            xpad = _pad_batch_last(x, self.padding)
             chunks = kept_row_blocks(O, OH, OW, N, x.dtype.itemsize)
             cols_all = workspace.empty(np, (K, L), x.dtype)
             cols6 = cols_all.reshape(C, KH, KW, OH, OW, N)
@@ -94,14 +103,17 @@ class Conv2DReLUPool(Conv2D):
         def part(i):
             i0, i1, j0, j1 = chunks[i]
             n = (i1 - i0) * (j1 - j0) * N
-            if cols_all is None:
-                cols = fill_chunk(xpad, KH, KW, self.stride, chunks[i],
-                                  thread_scratch((K, n), x.dtype))
-            else:
-                im2col_rows(xpad, KH, KW, self.stride, (i0, i1), cols6)
-                cols = cols_all[:, chunk_columns(chunks[i], OW, N)]
             z = thread_scratch((O, n), x.dtype, slot=2)
-            np.matmul(w2, cols, out=z)
+            if rows is not None:
+                _conv_rows.block_product(rows, wk, chunk_columns(chunks[i], OW, N), OW * N, z)
+            else:
+                if cols_all is None:
+                    cols = fill_chunk(xpad, KH, KW, self.stride, chunks[i],
+                                      thread_scratch((K, n), x.dtype))
+                else:
+                    im2col_rows(xpad, KH, KW, self.stride, (i0, i1), cols6)
+                    cols = cols_all[:, chunk_columns(chunks[i], OW, N)]
+                np.matmul(w2, cols, out=z)
             if b is not None:
                 z += b[:, None]
             p, q = slice(i0 // 2, i1 // 2), slice(j0 // 2, j1 // 2)
@@ -111,11 +123,13 @@ class Conv2DReLUPool(Conv2D):
         if maxes is not None:
             self.observe("max", maxes.max(axis=0))
         if is_grad_enabled():
-            self.saved = xpad if self.streamed else cols_all
+            self.saved = xpad if self.streamed else (rows if rows is not None else cols_all)
             self.w, self.x_shape, self.y, self.argmax = w, x.shape, y, argmax
             self.conv_hw = (OH, OW)
-        elif cols_all is not None:
-            workspace.give_back(cols_all)
+        else:
+            for kept in (cols_all, rows):
+                if kept is not None:
+                    workspace.give_back(kept)
         return y.transpose(3, 0, 1, 2)                                  # (N, O, PH, PW)
 
     def backward(self, g):
