@@ -147,13 +147,18 @@ def _recorded_run(fuse, monkeypatch, steps=8, every=3, mlp=False):
     return params, probes, len(fused_calls)
 
 
-@pytest.mark.parametrize("stream", [False, True], ids=["patch-matrix-kept", "streamed"])
+@pytest.mark.parametrize("stream", [False, "rows", True],
+                         ids=["patch-matrix-kept", "row-route", "streamed"])
 def test_a_recorder_watches_the_fused_pair_exactly(monkeypatch, stream):
     """Between its recorded steps the Recorder lets Conv2D + ReLU run fused and takes
     the op's per-channel reports (largest pre-activation, where its gradient was
     nonzero): every accumulator comes out bit for bit as with every layer run alone
-    (on both CPU routes of the conv: the patch matrix kept, or streamed in chunks)."""
-    if stream:
+    (on every CPU route of the conv: the patch matrix kept, the stride-1 row route, or
+    streamed in chunks)."""
+    if stream == "rows":
+        from tinynet.ops import _conv_rows
+        monkeypatch.setattr(_conv_rows, "ROWS_MIN_K", 1)
+    elif stream:
         from tinynet.ops import _im2col, conv
         monkeypatch.setattr(conv, "STREAM_MIN_BYTES", 0)
         monkeypatch.setattr(_im2col, "CHUNK_BYTES", 1500)

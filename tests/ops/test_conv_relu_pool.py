@@ -4,7 +4,7 @@ Held to the truth three ways: the same bits as the three ops run one after
 the other (float32, with ties: all-zero and all-negative windows, equal
 maxima; both CPU routes), its readable twin ``conv2d_relu_maxpool_simple`` (float64, values and
 gradients), and float64 central differences (gradcheck) -- on both CPU routes
-of the conv (patch matrix kept, or streamed in chunks) and for any thread
+of the conv (patch matrix kept, stride-1 row route, or streamed in chunks) and for any thread
 count.  On the GPU (strict stand-in) the op runs as the three ops."""
 import numpy as np
 import pytest
@@ -12,16 +12,18 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 import tinynet as tn
 import tinynet.nn.functional as F
-from tinynet.ops import _im2col, conv as conv_module
+from tinynet.ops import _conv_rows, _im2col, conv as conv_module
 from tinynet.ops.conv_relu_pool import Conv2DReLUPool, conv2d_relu_maxpool
 
 SETTINGS = settings(max_examples=30, deadline=None,
                     suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
-@pytest.fixture(params=["kept", "streamed-parts-of-rows", "streamed-rows"])
+@pytest.fixture(params=["kept", "rows", "streamed-parts-of-rows", "streamed-rows"])
 def route(request, monkeypatch):
-    if request.param != "kept":
+    if request.param == "rows":           # the stride-1 row route on these small shapes
+        monkeypatch.setattr(_conv_rows, "ROWS_MIN_K", 1)
+    elif request.param != "kept":
         monkeypatch.setattr(conv_module, "STREAM_MIN_BYTES", 0)
         monkeypatch.setattr(_im2col, "CHUNK_BYTES",
                             64 if request.param.endswith("parts-of-rows") else 4000)
@@ -76,6 +78,12 @@ def test_the_same_bits_as_conv_relu_pool_one_by_one(c, route):
         return
     arrays = _arrays(c, np.float32)
     kw = dict(stride=c["stride"], padding=c["padding"])
+    y = conv2d_relu_maxpool(*[tn.tensor(a) for a in arrays], **kw)
+    if type(y.creator) is Conv2DReLUPool:   # the route the fixture asked for really runs
+        stride_1 = c["stride"] in (1, (1, 1))
+        expected = {"kept": "kept", "rows": "rows" if stride_1 else "kept"}.get(route,
+                                                                                 "streamed")
+        assert y.creator.route == expected
     _, fused = _run(lambda *t: conv2d_relu_maxpool(*t, **kw), arrays, c["seed"])
     _, plain = _run(lambda *t: F.max_pool2d(F.relu(F.conv2d(*t, **kw)), 2), arrays, c["seed"])
     for a, b in zip(fused, plain):

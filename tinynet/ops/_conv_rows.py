@@ -126,7 +126,12 @@ def grad_w(rows, g2, KH, KW, row_len):
     halves' products added in order, the same sum for any thread count."""
     O, L = g2.shape
     CK = rows.shape[0]
-    g2t = np.ascontiguousarray(g2.T)                                   # (L, O)
+    g2t = np.empty((L, O), dtype=g2.dtype)
+
+    def transpose_part(cols):
+        s = slice(*cols)
+        g2t[s] = g2[:, s].T
+    run_blocks(transpose_part, block_bounds(L, max(1, min(4, g2.size >> 15))))
     halves = block_bounds(L, 2)
     partial = np.empty((KH, len(halves), CK, O), dtype=g2.dtype)
 

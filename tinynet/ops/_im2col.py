@@ -230,11 +230,16 @@ def pair_chunks(K, OH, OW, N, itemsize):
 
 
 def kept_row_blocks(O, OH, OW, N, itemsize):
-    """Fixed [(i0, i1, 0, OW)] runs of whole row pairs for the KEPT route (the patch
-    matrix built whole): each run's output (O rows) about CHUNK_BYTES, and at least
-    four runs when OH allows.  Shapes only."""
-    rows = max(2, min(CHUNK_BYTES // (O * OW * N * itemsize), -(-OH // 4)) // 2 * 2)
-    return [(i, min(i + rows, OH), 0, OW) for i in range(0, OH, rows)]
+    """Fixed [(i0, i1, 0, OW)] runs of whole row pairs for the KEPT and row routes:
+    each run's output (O rows) at most about CHUNK_BYTES, the row pairs dealt out as
+    evenly as possible over a multiple of four runs (so that 2 or 4 threads finish
+    together: 14 pairs -> 4, 4, 3, 3 rather than 3, 3, 3, 3, 2).  Shapes only."""
+    pairs = -(-OH // 2)
+    per_run = max(1, CHUNK_BYTES // (2 * O * OW * N * itemsize))      # pairs in a run, at most
+    runs = min(pairs, -(-max(4, -(-pairs // per_run)) // 4) * 4)
+    q, r = divmod(pairs, runs)          # the r longer runs first: the pool takes them first
+    starts = [p * q + min(p, r) for p in range(runs + 1)]
+    return [(2 * starts[p], min(2 * starts[p + 1], OH), 0, OW) for p in range(runs)]
 
 
 def chunk_segments(chunk, OW, N):

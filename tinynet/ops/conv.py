@@ -52,7 +52,15 @@ fits the last-level cache is built whole and kept for backward (its buffer
 recycled between training steps through ``workspace``); a larger one is
 never written out: forward fills and multiplies it in cache-sized chunks of
 columns, and backward rebuilds each chunk for dW (``STREAM_MIN_BYTES``,
-``pair_chunks`` in ops/_im2col.py).
+``pair_chunks`` in ops/_im2col.py).  For stride 1 and a thick sum (C·KW of
+at least 32: every conv after the first in the seed networks) the CPU takes
+a third route that never builds cols at all: the patches along W only, and
+KH products with its rows moved down by kh (ops/_conv_rows.py, "rows"); its
+dx is the same kind of product of g with the flipped kernel.
+
+Routes (``Conv2D.route``, chosen from the shapes alone): "rows", "kept"
+(cols built whole), "streamed" (cols in chunks) and "device" (CuPy: cols
+whole, one product each way).
 
 Threads: on the CPU the forward pass is cut into fixed blocks of output
 rows, each building its part of cols and doing its part of the GEMM; the
@@ -70,7 +78,8 @@ from tinynet.ops._im2col import (Workspace, _carve, _pad_batch_last, _pair, _qua
                                  fill_chunk, im2col, im2col_rows, kept_row_blocks, pair_chunks,
                                  patch_chunks, same_padding, thread_scratch, workspace)
 from tinynet.ops import _conv_rows
-from tinynet.ops._parallel import blas_one_thread, block_bounds, gemm, gemm_blocks, run_blocks
+from tinynet.ops._parallel import (blas_one_thread, block_bounds, gemm, gemm_blocks, row_sums,
+                                   run_blocks)
 from tinynet.tensor import Function, Tensor, as_tensor, is_grad_enabled
 
 #: A patch matrix larger than this is streamed in cache-sized chunks instead of
@@ -101,6 +110,9 @@ class Conv2D(Function):
     and dx -- the most expensive part, skipped when x does not require grad
     (the first layer: images never need a gradient).  dx is computed
 
+    * on the "rows" route (stride 1) as the row route's forward of g with the
+      flipped kernel (``_dx_flipped``), when g's padding KH-1-PT, .. is not
+      negative;
     * in general as col2im(W2ᵀ @ g2): a GEMM, then KH·KW scatter passes;
     * when SW = 1 (and PL, PR < KW), by ``_dx_rows``: the same sum, done as a
       convolution along W (im2col of g along W only, one GEMM) and a col2im
@@ -109,7 +121,8 @@ class Conv2D(Function):
 
     Backward consumes cols (its memory is reused for dcols, then handed to
     the workspace for the next step); a second backward (retain_graph=True)
-    rebuilds it from x.  A streamed cols (larger than STREAM_MIN_BYTES, CPU)
+    rebuilds it from x (the row route likewise keeps and rebuilds its row
+    matrix).  A streamed cols (larger than STREAM_MIN_BYTES, CPU)
     is never kept: forward saves the padded input and backward rebuilds the
     chunks, summing dW over fixed groups of chunks in a fixed order.
     """
@@ -283,7 +296,7 @@ class Conv2D(Function):
             workspace.give_back(spare)
         if len(self.inputs) == 2:
             return gx, gw
-        gb = g2.sum(axis=1) if self.inputs[2].requires_grad else None   # (O,)
+        gb = row_sums(g2) if self.inputs[2].requires_grad else None      # (O,)
         return gx, gw, gb
 
     def _rebuild(self, xp, x, L):

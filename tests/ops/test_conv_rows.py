@@ -1,0 +1,176 @@
+"""ops/_conv_rows.py: stride-1 convolution as KH row-shifted products (Conv2D's
+"rows" CPU route), and dx as the convolution of g with the flipped kernel.
+
+Held to the definition (a direct loop, float64), to central differences, to
+the other CPU routes (the whole patch matrix; col2im for dx), and to itself
+under any thread count.  The route is normally taken only for a sum C·KW of at
+least ROWS_MIN_K; the ``rows`` fixture lowers that so it runs on small shapes."""
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+import tinynet as tn
+from tinynet.ops import _conv_rows, conv as conv_module
+from tinynet.ops.conv import Conv2D, col2im, conv2d
+
+from test_conv import case_inputs, conv_cases, conv_reference, expected_pads
+
+SETTINGS = settings(max_examples=60, deadline=None,
+                    suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+@pytest.fixture
+def rows(monkeypatch):
+    monkeypatch.setattr(_conv_rows, "ROWS_MIN_K", 1)
+
+
+@SETTINGS
+@given(case=conv_cases())
+def test_row_route_matches_the_definition_and_gradchecks(case, rows):
+    (x, w, b), pads, inputs, fn = case_inputs(case, "cpu")
+    y = fn(*inputs)
+    assert y.creator.route == ("rows" if case["stride"] == (1, 1) else "kept")
+    np.testing.assert_allclose(y.numpy(), conv_reference(x, w, b, case["stride"], pads),
+                               rtol=1e-10, atol=1e-10)
+    assert tn.gradcheck(fn, inputs)
+
+
+@pytest.mark.parametrize("KH,KW,padding", [
+    (3, 3, 1), (3, 3, "same"), (2, 3, "same"), (3, 2, (2, 0, 0, 1)), (1, 3, 0), (4, 1, "valid")])
+def test_dx_by_the_flipped_kernel_equals_col2im(KH, KW, padding, rows):
+    """dx = conv(g padded by K-1-P, flipped kernel, channels swapped): exactly what
+    the general route col2im(W2ᵀ @ g2) gives."""
+    rng = np.random.default_rng(11)
+    x = tn.tensor(rng.standard_normal((2, 3, 7, 6)), requires_grad=True)
+    w = rng.standard_normal((4, 3, KH, KW))
+    y = conv2d(x, tn.tensor(w), padding=padding)
+    assert y.creator.route == "rows" and y.creator._dx_by_flipped_conv(y.shape)
+    g = rng.standard_normal(y.shape)
+    y.backward(tn.tensor(g))
+    pads = padding if isinstance(padding, tuple) else expected_pads(padding, 7, 6, KH, KW,
+                                                                    (1, 1))
+    dcols = w.reshape(4, -1).T @ g.transpose(1, 0, 2, 3).reshape(4, -1)
+    expected = col2im(dcols, x.shape, KH, KW, 1, pads)
+    np.testing.assert_allclose(x.grad.numpy(), expected, rtol=1e-12, atol=1e-12)
+
+
+def test_padding_as_large_as_the_kernel_falls_back_for_dx_and_stays_right(rows):
+    """Padding >= kernel would need negative padding of g: the forward still takes
+    the row route, dx another one, and both agree with central differences."""
+    rng = np.random.default_rng(12)
+    x = tn.tensor(rng.standard_normal((2, 2, 4, 5)), requires_grad=True)
+    w = tn.tensor(rng.standard_normal((3, 2, 2, 2)), requires_grad=True)
+    b = tn.tensor(rng.standard_normal(3), requires_grad=True)
+    y = conv2d(x, w, b, padding=(2, 3))
+    assert y.creator.route == "rows" and not y.creator._dx_by_flipped_conv(y.shape)
+    np.testing.assert_allclose(
+        y.numpy(), conv_reference(x.numpy(), w.numpy(), b.numpy(), (1, 1), (2, 2, 3, 3)),
+        rtol=1e-10, atol=1e-10)
+    assert tn.gradcheck(lambda *t: conv2d(*t, padding=(2, 3)), [x, w, b])
+
+
+def _seed003_conv(N=50):
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((N, 32, 14, 14)).astype(np.float32)
+    w = (rng.standard_normal((32, 32, 3, 3)) * 0.1).astype(np.float32)
+    b = rng.standard_normal(32).astype(np.float32)
+    g = rng.standard_normal((N, 32, 14, 14)).astype(np.float32)
+    return x, w, b, g
+
+
+def test_the_route_follows_the_shapes():
+    """Without any monkeypatching: a 32 -> 32 3x3 conv at stride 1 takes the row
+    route, a one-channel first layer or a stride of 2 the whole patch matrix,
+    a row matrix beyond STREAM_MIN_BYTES the streamed route; CuPy arrays never
+    take a CPU route."""
+    op = Conv2D((1, 1), (1, 1, 1, 1))
+    assert op.choose_route(np, (50, 32, 14, 14), (32, 32, 3, 3), 4) == "rows"
+    assert op.choose_route(np, (50, 1, 28, 28), (32, 1, 3, 3), 4) == "kept"
+    assert Conv2D((2, 2), (1, 1, 1, 1)).choose_route(np, (50, 32, 14, 14), (32, 32, 3, 3),
+                                                       4) == "kept"
+    assert op.choose_route(np, (4096, 32, 14, 14), (32, 32, 3, 3), 4) == "streamed"
+    assert op.choose_route(object(), (50, 32, 14, 14), (32, 32, 3, 3), 4) == "device"
+
+
+def test_row_route_agrees_with_the_patch_matrix_route(monkeypatch):
+    """float32 at the seed-003 shape: the row route (3 products with a sum of 96)
+    and the whole patch matrix (1 product with a sum of 288) add in another order,
+    so they agree to rounding, not bits."""
+    x, w, b, g = _seed003_conv(N=6)
+    out = {}
+    for min_k in (32, 1 << 30):
+        monkeypatch.setattr(_conv_rows, "ROWS_MIN_K", min_k)
+        ts = [tn.tensor(a, requires_grad=True) for a in (x, w, b)]
+        y = conv2d(*ts, padding=1)
+        assert y.creator.route == ("rows" if min_k == 32 else "kept")
+        y.backward(tn.tensor(g[:6]))
+        out[min_k] = [y.numpy()] + [t.grad.numpy() for t in ts]
+    for a, b_ in zip(out[32], out[1 << 30]):
+        np.testing.assert_allclose(a, b_, rtol=1e-4, atol=1e-4 * np.abs(b_).max())
+
+
+def test_row_route_is_bit_identical_for_any_thread_count():
+    x, w, b, g = _seed003_conv()
+    before = tn.get_num_threads()
+    results = []
+    try:
+        for threads in (1, 2, 3, 4):
+            tn.set_num_threads(threads)
+            ts = [tn.tensor(a, requires_grad=True) for a in (x, w, b)]
+            y = conv2d(*ts, padding="same").relu()
+            assert y.creator.inputs[0].creator.route == "rows"
+            y.backward(tn.tensor(g))
+            results.append([y.numpy().tobytes()] + [t.grad.numpy().tobytes() for t in ts])
+    finally:
+        tn.set_num_threads(before)
+    assert all(r == results[0] for r in results[1:])
+
+
+def test_second_backward_rebuilds_the_row_matrix(rows):
+    rng = np.random.default_rng(4)
+    x = tn.tensor(rng.standard_normal((2, 2, 5, 5)), requires_grad=True)
+    w = tn.tensor(rng.standard_normal((2, 2, 3, 3)), requires_grad=True)
+    y = conv2d(x, w, padding=1)
+    assert y.creator.route == "rows"
+    y.sum().backward(retain_graph=True)
+    gx, gw = x.grad.numpy(), w.grad.numpy()
+    y.sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), 2 * gx)
+    np.testing.assert_allclose(w.grad.numpy(), 2 * gw)
+
+
+def test_training_steps_do_not_grow_the_workspace():
+    """The row matrices go back to the workspace after backward (and dx's is carved
+    out of the forward's): steps after the first keep the same bytes."""
+    x, w, b, g = _seed003_conv(N=8)
+    ts = [tn.tensor(a, requires_grad=True) for a in (x, w, b)]
+    sizes = []
+    for _ in range(4):
+        y = conv2d(*ts, padding=1)
+        assert y.creator.route == "rows"
+        y.backward(tn.tensor(g[:8]))
+        sizes.append(conv_module.workspace.bytes)
+    assert sizes[1] == sizes[2] == sizes[3]
+
+
+@settings(max_examples=40, deadline=None)
+@given(N=st.integers(1, 3), C=st.integers(1, 3), H=st.integers(1, 6), W=st.integers(1, 6),
+       KW=st.integers(1, 4), pads=st.tuples(*[st.integers(0, 4)] * 4),
+       batch_last=st.booleans(), seed=st.integers(0, 2**16))
+def test_fill_rows_is_the_w_patches_of_the_padded_input(N, C, H, W, KW, pads, batch_last,
+                                                        seed):
+    """rows[(c, kw), (h, j, n)] = xpad[n, c, h, j + kw], against np.pad, for any
+    padding (also wider than the kernel) and any memory order of x."""
+    PT, PB, PL, PR = pads
+    if W + PL + PR < KW:
+        return
+    x = np.random.default_rng(seed).standard_normal((N, C, H, W))
+    if batch_last:
+        x = np.ascontiguousarray(x.transpose(1, 2, 3, 0)).transpose(3, 0, 1, 2)
+    xpad = np.pad(x, ((0, 0), (0, 0), (PT, PB), (PL, PR)))
+    OW = W + PL + PR - KW + 1
+    expected = np.stack([xpad[:, :, :, kw:kw + OW] for kw in range(KW)], axis=2)
+    expected = expected.transpose(1, 2, 3, 4, 0).reshape(C * KW, -1)   # (c, kw) x (h, j, n)
+    out = np.full(_conv_rows.rows_shape(x.shape, KW, pads), np.nan)
+    _conv_rows.fill_rows(x, KW, pads, out)
+    np.testing.assert_array_equal(out, expected)
