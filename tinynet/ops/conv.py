@@ -171,22 +171,7 @@ class Conv2D(Function):
         self.route = self.choose_route(xp, x.shape, w.shape, x.dtype.itemsize)
         self.streamed = self.route == "streamed"
         if self.route == "rows":
-            # stride 1: the patches along W only, and KH products per block of output
-            # rows, each reading the rows moved down by kh (ops/_conv_rows.py)
-            rows = workspace.empty(np, _conv_rows.rows_shape(x.shape, KW, self.padding),
-                                   x.dtype)
-            _conv_rows.fill_rows(x, KW, self.padding, rows)
-            wk = _conv_rows.kernel_rows(w)
-            y2 = np.empty((O, L), dtype=x.dtype)
-            blocks = kept_row_blocks(O, OH, OW, N, x.dtype.itemsize)
-            maxes = np.empty((len(blocks), O), dtype=x.dtype) if self.observe else None
-
-            def part(i):
-                s = chunk_columns(blocks[i], OW, N)
-                _conv_rows.block_product(rows, wk, s, OW * N, y2[:, s])
-                self._finish_block(b, y2[:, s], maxes, i)
-            run_blocks(part, range(len(blocks)))
-            saved = rows
+            y2, saved, maxes = self._forward_rows(x, w, b)
         elif self.streamed:
             # a patch matrix larger than the caches: chunks of output pixels, each on
             # the pool, fill their columns into the thread's cache-sized buffer and
@@ -251,6 +236,31 @@ class Conv2D(Function):
         elif not self.streamed:
             workspace.give_back(saved)
         return y2.reshape(O, OH, OW, N).transpose(3, 0, 1, 2)          # (N, O, OH, OW)
+
+    def _forward_rows(self, x, w, b):
+        """The "rows" route (stride 1): the patches along W only, and KH products per
+        block of output columns, each reading the rows moved down by kh
+        (ops/_conv_rows.py).  Returns y2 (O, L) -- with the bias, and the ReLU when
+        fused --, the row matrix (kept for backward) and the per-block channel maxima
+        for the observer (or None).  The blocks are equal runs of columns, fixed by
+        the shapes: they need not hold whole rows (nothing is pooled in them)."""
+        N, C, H, W = x.shape
+        O, _, KH, KW = w.shape
+        OH, OW = conv_output_size(H, W, KH, KW, self.stride, self.padding)
+        L = OH * OW * N
+        rows = workspace.empty(np, _conv_rows.rows_shape(x.shape, KW, self.padding), x.dtype)
+        _conv_rows.fill_rows(x, KW, self.padding, rows)
+        wk = _conv_rows.kernel_rows(w)
+        y2 = np.empty((O, L), dtype=x.dtype)
+        blocks = block_bounds(L, gemm_blocks(O, KH * C * KW, L))
+        maxes = np.empty((len(blocks), O), dtype=x.dtype) if self.observe else None
+
+        def part(i):
+            s = slice(*blocks[i])
+            _conv_rows.block_product(rows, wk, s, OW * N, y2[:, s])
+            self._finish_block(b, y2[:, s], maxes, i)
+        run_blocks(part, range(len(blocks)))
+        return y2, rows, maxes
 
     def _finish_block(self, b, y2s, maxes, i):
         """Bias, the observer's maxima and the fused ReLU on one block of columns of y2,

@@ -33,7 +33,6 @@ from tinynet.ops._im2col import (_pad_batch_last, chunk_columns, conv_output_siz
                                  thread_scratch, workspace)
 from tinynet.ops._parallel import block_bounds, run_blocks
 from tinynet.ops.conv import Conv2D
-from tinynet.ops import _conv_rows
 from tinynet.tensor import is_grad_enabled
 
 
@@ -46,17 +45,31 @@ def fusable_shape(x_shape, w_shape, stride, padding):
 
 def _pool_block(z, out, argmax, maxes, i):
     """2x2 max of z (O, 2r, 2c, N) with the first-max argmax, then ReLU, into
-    out / argmax (O, r, c, N); the per-channel max of the block into maxes[i]."""
-    out[...] = z[:, 0::2, 0::2]
-    argmax[...] = 0
+    out / argmax (O, r, c, N); the per-channel max of the block into maxes[i].
+
+    The four elements of every window are first copied side by side into the
+    thread's scratch (4, O, r, c, N), so the running maximum works on
+    contiguous memory with no temporaries -- twice as fast as on the strided
+    views of z.  The same comparisons in the same order as MaxPool2D: the same
+    bits."""
+    shape = out.shape
+    win = thread_scratch((4,) + shape, z.dtype, slot=5)
+    for k in range(4):
+        win[k] = z[:, k // 2::2, k % 2::2]
+    best = win[0]                                      # the running maximum, in place
+    index = thread_scratch(shape, np.uint8, slot=6)
+    better = thread_scratch(shape, np.bool_, slot=7)
+    k_where = thread_scratch(shape, np.uint8, slot=8)
+    index[...] = 0
     for k in (1, 2, 3):
-        window_k = z[:, k // 2::2, k % 2::2]
-        better = window_k > out                        # strictly: ties keep the first
-        np.maximum(out, window_k, out=out)
-        np.maximum(argmax, better * np.uint8(k), out=argmax)
+        np.greater(win[k], best, out=better)           # strictly: ties keep the first
+        np.maximum(best, win[k], out=best)
+        np.multiply(better, np.uint8(k), out=k_where)
+        np.maximum(index, k_where, out=index)
     if maxes is not None:
-        np.maximum.reduce(out.reshape(out.shape[0], -1), axis=1, out=maxes[i])
-    np.maximum(out, 0, out=out)
+        np.maximum.reduce(best.reshape(shape[0], -1), axis=1, out=maxes[i])
+    np.maximum(best, 0, out=out)
+    argmax[...] = index
 
 
 class Conv2DReLUPool(Conv2D):
@@ -74,27 +87,58 @@ class Conv2DReLUPool(Conv2D):
         N, C, H, W = x.shape
         O, _, KH, KW = w.shape
         OH, OW = conv_output_size(H, W, KH, KW, self.stride, self.padding)
-        PH, PW = OH // 2, OW // 2
-        K, L = C * KH * KW, OH * OW * N
-        w2 = w.reshape(O, K)
-        y = np.empty((O, PH, PW, N), dtype=x.dtype)
-        argmax = np.empty((O, PH, PW, N), dtype=np.uint8)
+        y = np.empty((O, OH // 2, OW // 2, N), dtype=x.dtype)
+        argmax = np.empty((O, OH // 2, OW // 2, N), dtype=np.uint8)
         self.route = self.choose_route(np, x.shape, w.shape, x.dtype.itemsize)
         self.streamed = self.route == "streamed"
-        # the very chunks and products Conv2D uses (ops/_im2col.py, ops/_conv_rows.py)
-        rows = xpad = None
-        if self.route == "rows":    # runs of row pairs, KH row-shifted products each
-            chunks = kept_row_blocks(O, OH, OW, N, x.dtype.itemsize)
-            cols_all = None
-            rows = workspace.empty(np, _conv_rows.rows_shape(x.shape, KW, self.padding),
-                                   x.dtype)
-            _conv_rows.fill_rows(x, KW, self.padding, rows)
-            wk = _conv_rows.kernel_rows(w)
-        elif self.streamed:     # chunks of whole windows, patch columns in the thread's buffer
+        if self.route == "rows":
+            saved, maxes = self._forward_rows_pool(x, w, b, y, argmax)
+        else:
+            saved, maxes = self._forward_chunks_pool(x, w, b, y, argmax)
+        if maxes is not None:
+            self.observe("max", maxes.max(axis=0))
+        if is_grad_enabled():
+            self.saved = saved      # padded input (streamed), row matrix or patch matrix
+            self.w, self.x_shape, self.y, self.argmax = w, x.shape, y, argmax
+            self.conv_hw = (OH, OW)
+        elif not self.streamed:
+            workspace.give_back(saved)
+        return y.transpose(3, 0, 1, 2)                                  # (N, O, PH, PW)
+
+    def _forward_rows_pool(self, x, w, b, y, argmax):
+        """The row route (stride 1): Conv2D's own forward of the full map (bias and
+        ReLU in each block of columns: the same bits), then its 2x2 max in runs of
+        row pairs.  Pooling relu(z) picks the same first maximum as pooling z
+        wherever the gradient can flow (see the module docstring)."""
+        y2, rows, maxes = self._forward_rows(x, w, b)
+        O, _, _, N = y.shape
+        OH, OW = 2 * y.shape[1], 2 * y.shape[2]
+        z4 = y2.reshape(O, OH, OW, N)
+        runs = kept_row_blocks(O, OH, OW, N, x.dtype.itemsize)
+
+        def part(i):
+            i0, i1 = runs[i][:2]
+            p = slice(i0 // 2, i1 // 2)
+            _pool_block(z4[:, i0:i1], y[:, p], argmax[:, p], None, i)
+        run_blocks(part, range(len(runs)))
+        return rows, maxes
+
+    def _forward_chunks_pool(self, x, w, b, y, argmax):
+        """The patch-matrix routes: per chunk of whole windows (the very chunks
+        Conv2D uses, ops/_im2col.py: the same matrix products) the GEMM, the bias,
+        the 2x2 max and the ReLU while the chunk is in cache.  Returns what
+        backward needs (the padded input when streamed, else the patch matrix)
+        and the per-chunk channel maxima for the observer (or None)."""
+        N, C, H, W = x.shape
+        O, _, KH, KW = w.shape
+        OH, OW = 2 * y.shape[1], 2 * y.shape[2]
+        K, L = C * KH * KW, OH * OW * N
+        w2 = w.reshape(O, K)
+        xpad = _pad_batch_last(x, self.padding)
+        if self.streamed:       # patch columns in the thread's cache-sized buffer
             chunks = pair_chunks(K, OH, OW, N, x.dtype.itemsize)
-            cols_all, xpad = None, _pad_batch_last(x, self.padding)
+            cols_all = None
         else:                   # runs of row pairs, patch columns kept for backward
-            xpad = _pad_batch_last(x, self.padding)
             chunks = kept_row_blocks(O, OH, OW, N, x.dtype.itemsize)
             cols_all = workspace.empty(np, (K, L), x.dtype)
             cols6 = cols_all.reshape(C, KH, KW, OH, OW, N)
@@ -103,34 +147,21 @@ class Conv2DReLUPool(Conv2D):
         def part(i):
             i0, i1, j0, j1 = chunks[i]
             n = (i1 - i0) * (j1 - j0) * N
-            z = thread_scratch((O, n), x.dtype, slot=2)
-            if rows is not None:
-                _conv_rows.block_product(rows, wk, chunk_columns(chunks[i], OW, N), OW * N, z)
+            if cols_all is None:
+                cols = fill_chunk(xpad, KH, KW, self.stride, chunks[i],
+                                  thread_scratch((K, n), x.dtype))
             else:
-                if cols_all is None:
-                    cols = fill_chunk(xpad, KH, KW, self.stride, chunks[i],
-                                      thread_scratch((K, n), x.dtype))
-                else:
-                    im2col_rows(xpad, KH, KW, self.stride, (i0, i1), cols6)
-                    cols = cols_all[:, chunk_columns(chunks[i], OW, N)]
-                np.matmul(w2, cols, out=z)
+                im2col_rows(xpad, KH, KW, self.stride, (i0, i1), cols6)
+                cols = cols_all[:, chunk_columns(chunks[i], OW, N)]
+            z = thread_scratch((O, n), x.dtype, slot=2)
+            np.matmul(w2, cols, out=z)
             if b is not None:
                 z += b[:, None]
             p, q = slice(i0 // 2, i1 // 2), slice(j0 // 2, j1 // 2)
             _pool_block(z.reshape(O, i1 - i0, j1 - j0, N), y[:, p, q], argmax[:, p, q],
                         maxes, i)
         run_blocks(part, range(len(chunks)))
-        if maxes is not None:
-            self.observe("max", maxes.max(axis=0))
-        if is_grad_enabled():
-            self.saved = xpad if self.streamed else (rows if rows is not None else cols_all)
-            self.w, self.x_shape, self.y, self.argmax = w, x.shape, y, argmax
-            self.conv_hw = (OH, OW)
-        else:
-            for kept in (cols_all, rows):
-                if kept is not None:
-                    workspace.give_back(kept)
-        return y.transpose(3, 0, 1, 2)                                  # (N, O, PH, PW)
+        return (xpad if self.streamed else cols_all), maxes
 
     def backward(self, g):
         """The gradient at z (each window's to its argmax, where the pooled value is
