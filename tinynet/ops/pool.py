@@ -101,13 +101,16 @@ class MaxPool2D(Function):
             xc, yc, ac = xpad[:, c], y[:, c], argmax[:, c]
             yc[...] = _offset_view(xc, 0, 0, self.stride, (OH, OW))
             ac[...] = 0
+            better = xp.empty_like(yc, dtype=bool)           # scratch, in yc's memory order
+            k_where = xp.empty_like(ac)
             for k in range(1, KH * KW):
                 window_k = _offset_view(xc, k // KW, k % KW, self.stride, (OH, OW))
-                better = window_k > yc                        # strictly: ties keep the first
+                xp.greater(window_k, yc, out=better)         # strictly: ties keep the first
                 xp.maximum(yc, window_k, out=yc)
                 # argmax < k everywhere, so this sets it to k exactly where `better`
                 # (arithmetic, much faster than a masked assignment)
-                xp.maximum(ac, better * index_dtype(k), out=ac)
+                xp.multiply(better, index_dtype(k), out=k_where)
+                xp.maximum(ac, k_where, out=ac)
         run_blocks(part, _channel_blocks(xp, xpad))
         self.argmax, self.in_hw = argmax, (H, W)
         return y
