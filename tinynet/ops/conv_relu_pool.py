@@ -1,4 +1,4 @@
-"""Conv2D -> ReLU -> 2x2 max pool as one op (CPU): the full-size map never goes to memory.
+"""Conv2D -> ReLU -> 2x2 max pool as one op (CPU), pooling each block of the map in cache.
 
 Notation as in ops/conv.py; here OH, OW (the conv's output size) are even and
 PH, PW = OH / 2, OW / 2 is the pooled size.  z = conv2d(x, W) + b is the
@@ -11,7 +11,9 @@ activating the 4x smaller map gives the same values.  Per block of output rows
 (whole pooling windows) the op does the block's GEMM, its bias, the 2x2 max
 with its argmax -- the FIRST maximum in row-major order, MaxPool2D's tie rule
 -- and the ReLU, all while the block is in cache; only the pooled map and its
-argmax (uint8) are written.
+argmax (uint8) are written.  On Conv2D's stride-1 row route (ops/_conv_rows.py)
+the op runs Conv2D's own forward of the full map (bias and ReLU included, in
+Conv2D's blocks of columns) and pools it in runs of row pairs.
 
 Backward: a window's gradient goes to its argmax if the pooled value is > 0
 (the ReLU's derivative there), else nowhere.  One pass writes the full-size
