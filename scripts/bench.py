@@ -49,7 +49,9 @@ warm it up, "time" a block of k steps) and blocks reading its one-line JSON
 answer; the worker blocks reading its stdin while tinynet's block runs.
 Before each block the benchmark sleeps 0.1 s, so that threads of the
 framework that just ran which spin for a while before sleeping (OpenMP's,
-OpenBLAS's) are asleep when the other starts.  Each framework times itself,
+OpenBLAS's) are asleep when the other starts; then each framework runs one
+untimed step (LEAD_IN), because the first step after an idle pause measures
+the operating system waking threads more than the framework.  Each framework times itself,
 in its own process, with time.perf_counter: the pipe is not in the times.
 The isolation is checked, not assumed: the JSON's "isolation" holds, per
 PyTorch block, the CPU seconds the tinynet process used while the block ran
@@ -506,6 +508,14 @@ def warmup_for(args, name):
 
 GROUP = 10     # steps per timed group: every group holds exactly one Recorder(every=10) record
 SETTLE_S = 0.1     # pause before each block: spinning OpenMP/OpenBLAS threads go to sleep
+#: untimed steps at the start of each block, after the pause.  The first step after
+#: an idle pause is slow for a reason that is not the step itself: on this 2-core VM
+#: tinynet's seed-003 step with 2 threads took 38-44 ms right after a 0.1-0.5 s pause
+#: instead of 25 ms, with 67-97 involuntary context switches in 10 steps instead of 5,
+#: and nothing of the kind with 1 thread (scripts/after_pause.py) -- most likely the
+#: woken pool thread placed beside its waker until the scheduler spreads them.  Both
+#: frameworks get the same lead-in, so each block times the steady state of a loop.
+LEAD_IN = 1
 RECORDER_MIN_PAIRS = 3     # (plain, Recorder) group pairs per repetition, at least
 
 
@@ -532,8 +542,11 @@ def time_group(run, g, clock=time.perf_counter):
 
 def time_block(run, steps, clock=time.perf_counter):
     """One block of ``steps`` steps -> the mean seconds per step of each group of
-    ``group_size(steps)`` consecutive steps in it (steps is rounded up to whole groups)."""
+    ``group_size(steps)`` consecutive steps in it (steps is rounded up to whole groups),
+    after LEAD_IN untimed steps."""
     g = group_size(steps)
+    for _ in range(LEAD_IN):
+        run.step()
     return [time_group(run, g, clock) for _ in range(-(-steps // g))]
 
 
@@ -543,7 +556,11 @@ def time_pairs(plain, rec, n_pairs, g, first=0, clock=time.perf_counter):
     (seconds/step without, seconds/step with).  Pair number ``first + i`` runs
     the Recorder group first when it is odd: alternating the order makes a
     steady drift of machine speed bias half the pairs up and half down, so it
-    cancels in their median instead of landing in the overhead."""
+    cancels in their median instead of landing in the overhead.  LEAD_IN untimed
+    steps of each copy come first (see LEAD_IN)."""
+    for _ in range(LEAD_IN):
+        plain.step()
+        rec.step()
     out = []
     for i in range(n_pairs):
         if (first + i) % 2:

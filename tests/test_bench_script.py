@@ -308,7 +308,30 @@ def test_pairs_alternate_which_run_goes_first():
             order.append(self.name)
 
     bench.time_pairs(Run("plain"), Run("rec"), 3, 2, first=1)
-    assert order == ["rec"] * 2 + ["plain"] * 4 + ["rec"] * 4 + ["plain"] * 2
+    lead_in = ["plain", "rec"] * bench.LEAD_IN                 # untimed, after the pause
+    assert order == lead_in + ["rec"] * 2 + ["plain"] * 4 + ["rec"] * 4 + ["plain"] * 2
+
+
+def test_a_block_starts_with_untimed_steps():
+    """The first step after the pause between blocks is not timed (see LEAD_IN):
+    a slow first step changes no group's time."""
+    bench = _bench_module()
+    assert bench.LEAD_IN >= 1
+    clock = _Clock()
+
+    class Run:
+        steps = 0
+
+        def sync(self):
+            pass
+
+        def step(self):
+            Run.steps += 1
+            clock.t += 1.0 if Run.steps == 1 else 0.01
+
+    groups = bench.time_block(Run(), 20, clock)
+    assert Run.steps == 20 + bench.LEAD_IN
+    assert groups == [pytest.approx(0.01)] * 2
 
 
 def test_a_run_disturbed_by_other_load_is_flagged():
