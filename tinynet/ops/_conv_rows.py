@@ -54,7 +54,13 @@ def rows_shape(x_shape, KW, padding):
     return C * KW, (H + PT + PB) * (W + PL + PR - KW + 1) * N
 
 
-def applies(x_shape, w_shape, stride, padding):
+def rows_bytes(x_shape, KW, padding, itemsize):
+    """Bytes of the row-patch matrix of an (N, C, H, W) input."""
+    CK, cols = rows_shape(x_shape, KW, padding)
+    return CK * cols * itemsize
+
+
+def applies(x_shape, w_shape, stride):
     """True when the row route can compute this conv (see the module docstring)."""
     C, KW = x_shape[1], w_shape[3]
     return tuple(stride) == (1, 1) and C * KW >= ROWS_MIN_K
@@ -146,5 +152,5 @@ def grad_w(rows, g2, KH, KW, row_len):
     return np.ascontiguousarray(out.reshape(KH, CK // KW, KW, O).transpose(3, 1, 0, 2))
 
 
-__all__ = ["ROWS_MIN_K", "applies", "rows_shape", "fill_rows", "kernel_rows",
+__all__ = ["ROWS_MIN_K", "applies", "rows_shape", "rows_bytes", "fill_rows", "kernel_rows",
            "flipped_kernel_rows", "block_product", "grad_w"]

@@ -230,7 +230,8 @@ def pair_chunks(K, OH, OW, N, itemsize):
 
 
 def kept_row_blocks(O, OH, OW, N, itemsize):
-    """Fixed [(i0, i1, 0, OW)] runs of whole row pairs for the KEPT and row routes:
+    """Fixed [(i0, i1, 0, OW)] runs of whole row pairs for the KEPT route (and the
+    runs the fused pool op pools the row route's output in):
     each run's output (O rows) at most about CHUNK_BYTES, the row pairs dealt out as
     evenly as possible over a multiple of four runs (so that 2 or 4 threads finish
     together: 14 pairs -> 4, 4, 3, 3 rather than 3, 3, 3, 3, 2).  Shapes only."""

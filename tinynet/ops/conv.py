@@ -155,8 +155,8 @@ class Conv2D(Function):
         N, C, H, W = x_shape
         O, _, KH, KW = w_shape
         OH, OW = conv_output_size(H, W, KH, KW, self.stride, self.padding)
-        if (_conv_rows.applies(x_shape, w_shape, self.stride, self.padding)
-                and np.prod(_conv_rows.rows_shape(x_shape, KW, self.padding)) * itemsize
+        if (_conv_rows.applies(x_shape, w_shape, self.stride)
+                and _conv_rows.rows_bytes(x_shape, KW, self.padding, itemsize)
                 <= STREAM_MIN_BYTES):
             return "rows"
         return "streamed" if C * KH * KW * OH * OW * N * itemsize > STREAM_MIN_BYTES else "kept"
@@ -407,11 +407,16 @@ class Conv2D(Function):
         if self.route != "rows":
             return False
         O, C, KH, KW = self.w.shape
-        PT, PB, PL, PR = self.padding
-        pads = (KH - 1 - PT, KH - 1 - PB, KW - 1 - PL, KW - 1 - PR)
+        pads = self._dx_padding()
         return (min(pads) >= 0 and O * KW >= _conv_rows.ROWS_MIN_K
-                and np.prod(_conv_rows.rows_shape(g_shape, KW, pads)) * self.w.dtype.itemsize
+                and _conv_rows.rows_bytes(g_shape, KW, pads, self.w.dtype.itemsize)
                 <= STREAM_MIN_BYTES)
+
+    def _dx_padding(self):
+        """g's padding for dx as a convolution: (KH-1-PT, KH-1-PB, KW-1-PL, KW-1-PR)."""
+        O, C, KH, KW = self.w.shape
+        PT, PB, PL, PR = self.padding
+        return (KH - 1 - PT, KH - 1 - PB, KW - 1 - PL, KW - 1 - PR)
 
     def _dx_flipped(self, g, spare):
         """dx for stride 1: the convolution of g, padded by KH-1-PT, KH-1-PB rows and
@@ -421,8 +426,7 @@ class Conv2D(Function):
         forward's, no longer needed) when it fits."""
         O, C, KH, KW = self.w.shape
         N, _, H, W = self.x_shape
-        PT, PB, PL, PR = self.padding
-        pads = (KH - 1 - PT, KH - 1 - PB, KW - 1 - PL, KW - 1 - PR)
+        pads = self._dx_padding()
         (rows,) = _carve(np, spare, g.dtype, _conv_rows.rows_shape(g.shape, KW, pads))
         _conv_rows.fill_rows(g, KW, pads, rows)
         wk = _conv_rows.flipped_kernel_rows(self.w)                    # (KH, C, O·KW)
