@@ -170,3 +170,39 @@ def test_fill_rows_is_the_w_patches_of_the_padded_input(N, C, H, W, KW, pads, ba
     out = np.full(_conv_rows.rows_shape(x.shape, KW, pads), np.nan)
     _conv_rows.fill_rows(x, KW, pads, out)
     np.testing.assert_array_equal(out, expected)
+
+
+@settings(max_examples=40, deadline=None)
+@given(N=st.integers(1, 3), C=st.integers(1, 4), O=st.integers(1, 5), H=st.integers(2, 7),
+       W=st.integers(2, 7), KH=st.integers(1, 3), KW=st.integers(1, 3),
+       fuse_relu=st.booleans(), observe=st.booleans(), bias=st.booleans(),
+       batch_last_g=st.booleans(), seed=st.integers(0, 2**16))
+def test_two_pass_backward_is_the_op_by_op_backward_bit_for_bit(
+        N, C, O, H, W, KH, KW, fuse_relu, observe, bias, batch_last_g, seed):
+    """Backward on the row route in two passes over the pool (_conv_rows.backward)
+    gives exactly the bits of the op-by-op path -- ReLU mask, dW, dx by the flipped
+    kernel, db -- and the same per-channel "gradient nonzero" the Recorder sees."""
+    rng = np.random.default_rng(seed)
+    pads = (KH // 2, (KH - 1) // 2, KW // 2, (KW - 1) // 2)
+    x = rng.standard_normal((N, C, H, W)).astype(np.float32)
+    w = rng.standard_normal((O, C, KH, KW)).astype(np.float32)
+    b = rng.standard_normal(O).astype(np.float32)
+    g = rng.standard_normal((N, O, H, W)).astype(np.float32)
+    g[:, :, ::2] = 0                       # channels and rows where the gradient vanishes
+    if batch_last_g:
+        g = np.ascontiguousarray(g.transpose(1, 2, 3, 0)).transpose(3, 0, 1, 2)
+    results = []
+    for two_pass in (True, False):
+        seen = []
+        op = Conv2D((1, 1), pads, fuse_relu=fuse_relu,
+                    observe=(lambda kind, v: seen.append((kind, v.copy()))) if observe else None)
+        ts = [tn.tensor(a, requires_grad=True) for a in ((x, w, b) if bias else (x, w))]
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(_conv_rows, "ROWS_MIN_K", 1)
+            mp.setattr(_conv_rows, "TWO_PASS_BACKWARD", two_pass)
+            y = op(*ts)
+            assert op.route == "rows" and op._dx_by_flipped_conv(g.shape)
+            grads = op.backward(g)
+        results.append(([a.tobytes() for a in grads],
+                        [(k, v.tobytes()) for k, v in seen]))
+    assert results[0] == results[1]

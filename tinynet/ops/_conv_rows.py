@@ -40,11 +40,15 @@ order.  The readable twin of all this is ``conv2d_simple`` in ops/simple.py.
 """
 import numpy as np
 
-from tinynet.ops._im2col import thread_scratch
-from tinynet.ops._parallel import block_bounds, run_blocks
+from tinynet.ops._im2col import thread_scratch, workspace
+from tinynet.ops._parallel import block_bounds, gemm_blocks, run_blocks
 
 #: The smallest sum C·KW for which the row route is used (see the module docstring).
 ROWS_MIN_K = 32
+
+#: Backward in two passes over the pool (``backward``) where dx and dW are both
+#: wanted; False runs the same arithmetic op by op (the tests compare the two).
+TWO_PASS_BACKWARD = True
 
 
 def rows_shape(x_shape, KW, padding):
@@ -73,27 +77,31 @@ def fill_rows(x, KW, padding, out):
     padded by ``padding`` = (PT, PB, PL, PR), never built: each kernel column
     kw copies the block of x it sees and zeroes the rest.  Blocks of channels
     are filled on the pool."""
+    C = x.shape[1]
+    run_blocks(lambda chans: fill_rows_part(x, KW, padding, out, chans),
+               block_bounds(C, max(1, min(4, out.size >> 15))))
+    return out
+
+
+def fill_rows_part(x, KW, padding, out, chans):
+    """``fill_rows`` for the channels [chans[0], chans[1]) only (one block's work)."""
     N, C, H, W = x.shape
     PT, PB, PL, PR = padding
     OW = W + PL + PR - KW + 1
+    c = slice(*chans)
     xt = x.transpose(1, 2, 3, 0)                                   # (C, H, W, N)
     out5 = out.reshape(C, KW, H + PT + PB, OW, N)
-
-    def part(chans):
-        c = slice(*chans)
-        out5[c, :, :PT] = 0
-        out5[c, :, PT + H:] = 0
-        for kw in range(KW):
-            # output column j reads input column j + kw - PL
-            j0 = min(OW, max(0, PL - kw))
-            j1 = max(j0, min(OW, W + PL - kw))
-            inside = out5[c, kw, PT:PT + H]                        # (c, H, OW, N)
-            inside[:, :, :j0] = 0
-            inside[:, :, j1:] = 0
-            if j1 > j0:
-                inside[:, :, j0:j1] = xt[c, :, j0 + kw - PL:j1 + kw - PL]
-    run_blocks(part, block_bounds(C, max(1, min(4, out.size >> 15))))
-    return out
+    out5[c, :, :PT] = 0
+    out5[c, :, PT + H:] = 0
+    for kw in range(KW):
+        # output column j reads input column j + kw - PL
+        j0 = min(OW, max(0, PL - kw))
+        j1 = max(j0, min(OW, W + PL - kw))
+        inside = out5[c, kw, PT:PT + H]                            # (c, H, OW, N)
+        inside[:, :, :j0] = 0
+        inside[:, :, j1:] = 0
+        if j1 > j0:
+            inside[:, :, j0:j1] = xt[c, :, j0 + kw - PL:j1 + kw - PL]
 
 
 def kernel_rows(w):
@@ -131,26 +139,122 @@ def grad_w(rows, g2, KH, KW, row_len):
     view).  Parts: every (kh, half of the L columns) -- fixed -- and the two
     halves' products added in order, the same sum for any thread count."""
     O, L = g2.shape
-    CK = rows.shape[0]
     g2t = np.empty((L, O), dtype=g2.dtype)
 
     def transpose_part(cols):
         s = slice(*cols)
         g2t[s] = g2[:, s].T
     run_blocks(transpose_part, block_bounds(L, max(1, min(4, g2.size >> 15))))
-    halves = block_bounds(L, 2)
-    partial = np.empty((KH, len(halves), CK, O), dtype=g2.dtype)
+    dw = GradW(rows, g2t, KH, KW, row_len)
+    run_blocks(dw.part, dw.parts)
+    return dw.total()
 
-    def part(p):
+
+class GradW:
+    """dW's fixed parts -- the product for (kh, half of L) -- and their ordered sum.
+
+    ``rows`` (C·KW, H'·OW·N), ``g2t`` (L, O) C-contiguous; ``part(p)`` for each p
+    in ``parts`` (in any order, on any thread), then ``total()``."""
+
+    def __init__(self, rows, g2t, KH, KW, row_len):
+        L, O = g2t.shape
+        self.rows, self.g2t, self.KH, self.KW, self.row_len = rows, g2t, KH, KW, row_len
+        self.halves = block_bounds(L, 2)
+        self.parts = [(kh, h) for kh in range(KH) for h in range(len(self.halves))]
+        self.partial = np.empty((KH, len(self.halves), rows.shape[0], O), dtype=g2t.dtype)
+
+    def part(self, p):
         kh, h = p
-        a, b = halves[h]
-        np.matmul(rows[:, kh * row_len + a:kh * row_len + b], g2t[a:b], out=partial[kh, h])
-    run_blocks(part, [(kh, h) for kh in range(KH) for h in range(len(halves))])
-    out = partial[:, 0]
-    for h in range(1, len(halves)):
-        out += partial[:, h]
-    return np.ascontiguousarray(out.reshape(KH, CK // KW, KW, O).transpose(3, 1, 0, 2))
+        a, b = self.halves[h]
+        shift = kh * self.row_len
+        np.matmul(self.rows[:, shift + a:shift + b], self.g2t[a:b], out=self.partial[kh, h])
+
+    def total(self):
+        out = self.partial[:, 0]
+        for h in range(1, len(self.halves)):
+            out += self.partial[:, h]
+        KH, KW, O = self.KH, self.KW, out.shape[-1]
+        CK = out.shape[1]
+        return np.ascontiguousarray(out.reshape(KH, CK // KW, KW, O).transpose(3, 1, 0, 2))
 
 
-__all__ = ["ROWS_MIN_K", "applies", "rows_shape", "rows_bytes", "fill_rows", "kernel_rows",
-           "flipped_kernel_rows", "block_product", "grad_w"]
+def channel_nonzero(a):
+    """(rows,) bool: does row i of the 2-D float array ``a`` hold a value != 0?
+    (-0.0 counts as 0: the sign bit is masked off.)"""
+    bits = np.dtype(f"u{a.dtype.itemsize}")
+    magnitude = bits.type(np.iinfo(bits).max >> 1)                  # every bit but the sign
+    return (np.bitwise_or.reduce(np.ascontiguousarray(a).view(bits), axis=1) & magnitude) != 0
+
+
+def backward(rows, g, w, x_shape, padding, dx_padding, relu_y2=None, nonzero=None,
+             want_db=True):
+    """dx, dW and db of a row-route conv, in two passes over the pool.
+
+    ``rows`` the forward's row-patch matrix, g (N, O, OH, OW) any memory order,
+    w (O, C, KH, KW), x (N, C, H, W) the input's shape, ``dx_padding`` g's
+    padding for dx as a convolution (ops/conv.py ``_dx_padding``).  With
+    ``relu_y2`` (O, L) -- a fused ReLU's output -- g is first multiplied by
+    (y > 0); ``nonzero`` (O,) bool, if given, receives which channels of that
+    gradient hold a value != 0.
+
+    Pass 1, per block of channels of g (each block read once, while in cache):
+    the ReLU mask, db's row sums and g's row-patch matrix for dx.  Pass 2, all
+    independent parts: per half of L, g's (L, O) transpose for dW and its KH
+    products; and dx's blocks of output columns.  The arithmetic is that of
+    ``grad_w``, ``fill_rows`` + ``block_product`` and ``a.sum(axis=1)`` one op
+    at a time -- the same bits --, with two hand-offs to the pool instead of six.
+    Returns (dx (N, C, H, W) batch-last view, dW (O, C, KH, KW), db (O,) or None).
+    """
+    N, C, H, W = x_shape
+    O, _, KH, KW = w.shape
+    _, _, OH, OW = g.shape
+    L = OH * OW * N
+    g4 = g.transpose(1, 2, 3, 0)                                   # (O, OH, OW, N)
+    copy_g = not g4.flags.c_contiguous      # strided reads are slow: copy them first
+    if relu_y2 is None and not copy_g:
+        gm = g4.reshape(O, L)                                      # g itself, no copy
+    else:
+        gm = np.empty((O, L), dtype=g.dtype)
+    gm4 = gm.reshape(O, OH, OW, N)
+    y4 = None if relu_y2 is None else relu_y2.reshape(O, OH, OW, N)
+    g_as_x = gm4.transpose(3, 0, 1, 2)                            # (N, O, OH, OW) view
+    rows_dx = workspace.empty(np, rows_shape(g.shape, KW, dx_padding), g.dtype)
+    g2t = np.empty((L, O), dtype=g.dtype)
+    db = np.empty(O, dtype=g.dtype) if want_db else None
+
+    def first(chans):
+        s = slice(*chans)
+        if copy_g:                           # g not batch-last: one transposing copy
+            gm4[s] = g4[s]
+        if y4 is not None:                   # the fused ReLU's backward: g · (y > 0)
+            np.multiply(gm4[s] if copy_g else g4[s], y4[s] > 0, out=gm4[s])
+        if nonzero is not None:
+            nonzero[s] = channel_nonzero(gm[s])
+        if db is not None:
+            np.sum(gm[s], axis=1, out=db[s])
+        fill_rows_part(g_as_x, KW, dx_padding, rows_dx, chans)
+    run_blocks(first, block_bounds(O, max(1, min(4, gm.size >> 15))))
+
+    dw = GradW(rows, g2t, KH, KW, OW * N)
+    wk = flipped_kernel_rows(w)                                    # (KH, C, O·KW)
+    dx = np.empty((C, H * W * N), dtype=g.dtype)
+    dx_blocks = block_bounds(H * W * N, gemm_blocks(C, KH * O * KW, H * W * N))
+
+    def second(p):
+        if p[0] == "dx":
+            s = slice(*p[1])
+            block_product(rows_dx, wk, s, W * N, dx[:, s])
+        else:                                # one half of L: g's transpose, then its products
+            a, b = dw.halves[p[1]]
+            g2t[a:b] = gm[:, a:b].T
+            for kh in range(KH):
+                dw.part((kh, p[1]))
+    # dW's halves first: the longer parts, so the last ones to finish are short
+    run_blocks(second, [("dw", h) for h in range(len(dw.halves))] + [("dx", b) for b in dx_blocks])
+    workspace.give_back(rows_dx)
+    return dx.reshape(C, H, W, N).transpose(3, 0, 1, 2), dw.total(), db
+
+
+__all__ = ["ROWS_MIN_K", "applies", "rows_shape", "rows_bytes", "fill_rows", "fill_rows_part",
+           "kernel_rows", "flipped_kernel_rows", "block_product", "grad_w", "GradW",
+           "channel_nonzero", "backward"]

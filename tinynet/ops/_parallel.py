@@ -211,6 +211,7 @@ def blas_one_thread():
 BLOCKS = 4
 _MIN_GEMM_FLOPS = 1 << 22       # below ~4 M multiply-adds one block: splitting costs more
 _MIN_ELEMENTS = 1 << 15         # likewise for copies and element-wise work
+_K_PIECE = 2048                 # the longest sum per block when a product is cut along K
 
 
 def gemm_blocks(M, K, N):
@@ -242,9 +243,12 @@ def gemm(a, b, out=None):
     if M * N <= 4096 and K >= 16384:
         # a small output from a long sum (the dW of a first conv layer: M, N
         # of a few dozen, K = every pixel of the batch): cutting M or N would
-        # read all of a and b once per block, so cut K instead; the partial
-        # products are added in block order, the same for any thread count
-        bounds = block_bounds(K, blocks)
+        # read all of a and b once per block, so cut K instead, into pieces of
+        # at most _K_PIECE (OpenBLAS multiplies a (32, 4096) by a (4096, 9)
+        # three times slower per element than a (32, 2048) by a (2048, 9) on
+        # the benchmark machine); the partial products are added in block
+        # order, the same for any thread count
+        bounds = block_bounds(K, max(blocks, -(-K // _K_PIECE)))
         partial = np.empty((len(bounds), M, N), dtype=out.dtype)
 
         def part(i):

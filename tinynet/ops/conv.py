@@ -274,6 +274,9 @@ class Conv2D(Function):
 
     def backward(self, g):
         xp = array_module(g)
+        if (self.route == "rows" and _conv_rows.TWO_PASS_BACKWARD and self.inputs[0].requires_grad
+                and self.inputs[1].requires_grad and self._dx_by_flipped_conv(g.shape)):
+            return self._backward_rows(g)
         if self.fuse_relu:
             g = self._relu_backward(g)
         w, (x_in, w_in) = self.w, self.inputs[:2]
@@ -308,6 +311,25 @@ class Conv2D(Function):
             return gx, gw
         gb = row_sums(g2) if self.inputs[2].requires_grad else None      # (O,)
         return gx, gw, gb
+
+    def _backward_rows(self, g):
+        """dx, dW (and db) on the row route, in two passes over the pool
+        (ops/_conv_rows.py ``backward``): the same arithmetic as the op-by-op
+        path below -- ReLU mask, ``_grad_w``, ``_dx_flipped``, ``row_sums`` --
+        bit for bit, with g read once and two hand-offs to the pool instead of six."""
+        O = self.w.shape[0]
+        saved, self.saved = self.saved, None           # consumed here
+        if saved is None:                              # a second backward (retain_graph)
+            saved = self._rebuild(np, self.inputs[0].data, None)
+        nonzero = np.empty(O, dtype=bool) if self.fuse_relu and self.observe else None
+        want_gb = len(self.inputs) == 3 and self.inputs[2].requires_grad
+        gx, gw, gb = _conv_rows.backward(
+            saved, g, self.w, self.x_shape, self.padding, self._dx_padding(),
+            relu_y2=self.y2 if self.fuse_relu else None, nonzero=nonzero, want_db=want_gb)
+        workspace.give_back(saved)
+        if nonzero is not None:
+            self.observe("grad_nonzero", nonzero)
+        return (gx, gw) if len(self.inputs) == 2 else (gx, gw, gb)
 
     def _rebuild(self, xp, x, L):
         """What forward saved, again from the input (after a first backward used it)."""
