@@ -227,7 +227,8 @@ def backward(rows, g, w, x_shape, padding, dx_padding, relu_y2=None, nonzero=Non
         if copy_g:                           # g not batch-last: one transposing copy
             gm4[s] = g4[s]
         if y4 is not None:                   # the fused ReLU's backward: g · (y > 0)
-            np.multiply(gm4[s] if copy_g else g4[s], y4[s] > 0, out=gm4[s])
+            positive = np.greater(y4[s], 0, out=thread_scratch(y4[s].shape, np.bool_, slot=9))
+            np.multiply(gm4[s] if copy_g else g4[s], positive, out=gm4[s])
         if nonzero is not None:
             nonzero[s] = channel_nonzero(gm[s])
         if db is not None:

@@ -272,11 +272,13 @@ class Conv2D(Function):
         if self.fuse_relu:
             np.maximum(y2s, 0, out=y2s)
 
-    def backward(self, g):
+    def backward(self, g, gb=None):
+        """dx, dW (and db) from g (N, O, OH, OW).  ``gb``: db already summed by a
+        caller that had g in cache (the fused pool op), else summed here."""
         xp = array_module(g)
         if (self.route == "rows" and _conv_rows.TWO_PASS_BACKWARD and self.inputs[0].requires_grad
                 and self.inputs[1].requires_grad and self._dx_by_flipped_conv(g.shape)):
-            return self._backward_rows(g)
+            return self._backward_rows(g, gb)
         if self.fuse_relu:
             g = self._relu_backward(g)
         w, (x_in, w_in) = self.w, self.inputs[:2]
@@ -309,10 +311,11 @@ class Conv2D(Function):
             workspace.give_back(spare)
         if len(self.inputs) == 2:
             return gx, gw
-        gb = row_sums(g2) if self.inputs[2].requires_grad else None      # (O,)
+        if gb is None and self.inputs[2].requires_grad:
+            gb = row_sums(g2)                                            # (O,)
         return gx, gw, gb
 
-    def _backward_rows(self, g):
+    def _backward_rows(self, g, gb=None):
         """dx, dW (and db) on the row route, in two passes over the pool
         (ops/_conv_rows.py ``backward``): the same arithmetic as the op-by-op
         path below -- ReLU mask, ``_grad_w``, ``_dx_flipped``, ``row_sums`` --
@@ -322,14 +325,14 @@ class Conv2D(Function):
         if saved is None:                              # a second backward (retain_graph)
             saved = self._rebuild(np, self.inputs[0].data, None)
         nonzero = np.empty(O, dtype=bool) if self.fuse_relu and self.observe else None
-        want_gb = len(self.inputs) == 3 and self.inputs[2].requires_grad
-        gx, gw, gb = _conv_rows.backward(
+        want_gb = gb is None and len(self.inputs) == 3 and self.inputs[2].requires_grad
+        gx, gw, db = _conv_rows.backward(
             saved, g, self.w, self.x_shape, self.padding, self._dx_padding(),
             relu_y2=self.y2 if self.fuse_relu else None, nonzero=nonzero, want_db=want_gb)
         workspace.give_back(saved)
         if nonzero is not None:
             self.observe("grad_nonzero", nonzero)
-        return (gx, gw) if len(self.inputs) == 2 else (gx, gw, gb)
+        return (gx, gw) if len(self.inputs) == 2 else (gx, gw, db if gb is None else gb)
 
     def _rebuild(self, xp, x, L):
         """What forward saved, again from the input (after a first backward used it)."""

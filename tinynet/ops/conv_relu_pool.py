@@ -178,6 +178,9 @@ class Conv2DReLUPool(Conv2D):
             gb = np.ascontiguousarray(gb)
         gz = np.empty((O, OH, OW, N), dtype=g.dtype)
         nonzero = np.empty(O, dtype=bool) if self.observe else None
+        # db = the row sums of gz, taken per block of channels while it is in cache
+        # (the same reduction as Conv2D's row_sums: the same bits)
+        gb_ = np.empty(O, dtype=g.dtype) if self._wants_bias_grad() else None
         bits = np.dtype(f"u{gz.dtype.itemsize}")
         magnitude = bits.type(np.iinfo(bits).max >> 1)                  # all bits but the sign
 
@@ -189,12 +192,17 @@ class Conv2DReLUPool(Conv2D):
             if nonzero is not None:         # any value != 0 (-0.0 is 0) in each channel
                 nonzero[c] = (np.bitwise_or.reduce(gm.reshape(gm.shape[0], -1).view(bits),
                                                    axis=1) & magnitude) != 0
+            if gb_ is not None:
+                np.sum(gz[c].reshape(gz[c].shape[0], -1), axis=1, out=gb_[c])
         run_blocks(part, block_bounds(O, max(1, min(4, gz.size >> 15))))
         if nonzero is not None:
             self.observe("grad_nonzero", nonzero)
         self.y = self.argmax = None
         self.fuse_relu, self.observe = False, None     # the ReLU is done: plain conv backward
-        return super().backward(gz.transpose(3, 0, 1, 2))
+        return super().backward(gz.transpose(3, 0, 1, 2), gb=gb_)
+
+    def _wants_bias_grad(self):
+        return len(self.inputs) == 3 and self.inputs[2].requires_grad
 
 
 def conv2d_relu_maxpool(x, weight, bias=None, stride=1, padding=0):
