@@ -41,7 +41,7 @@ order.  The readable twin of all this is ``conv2d_simple`` in ops/simple.py.
 import numpy as np
 
 from tinynet.ops._im2col import thread_scratch, workspace
-from tinynet.ops._parallel import block_bounds, gemm_blocks, run_blocks
+from tinynet.ops._parallel import block_bounds, copy_blocks, gemm_blocks, run_blocks
 
 #: The smallest sum C·KW for which the row route is used (see the module docstring).
 ROWS_MIN_K = 32
@@ -79,7 +79,7 @@ def fill_rows(x, KW, padding, out):
     are filled on the pool."""
     C = x.shape[1]
     run_blocks(lambda chans: fill_rows_part(x, KW, padding, out, chans),
-               block_bounds(C, max(1, min(4, out.size >> 15))))
+               block_bounds(C, copy_blocks(out.size)))
     return out
 
 
@@ -144,7 +144,7 @@ def grad_w(rows, g2, KH, KW, row_len):
     def transpose_part(cols):
         s = slice(*cols)
         g2t[s] = g2[:, s].T
-    run_blocks(transpose_part, block_bounds(L, max(1, min(4, g2.size >> 15))))
+    run_blocks(transpose_part, block_bounds(L, copy_blocks(g2.size)))
     dw = GradW(rows, g2t, KH, KW, row_len)
     run_blocks(dw.part, dw.parts)
     return dw.total()
@@ -234,7 +234,7 @@ def backward(rows, g, w, x_shape, padding, dx_padding, relu_y2=None, nonzero=Non
         if db is not None:
             np.sum(gm[s], axis=1, out=db[s])
         fill_rows_part(g_as_x, KW, dx_padding, rows_dx, chans)
-    run_blocks(first, block_bounds(O, max(1, min(4, gm.size >> 15))))
+    run_blocks(first, block_bounds(O, copy_blocks(gm.size)))
 
     dw = GradW(rows, g2t, KH, KW, OW * N)
     wk = flipped_kernel_rows(w)                                    # (KH, C, O·KW)

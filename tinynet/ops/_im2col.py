@@ -13,7 +13,7 @@ import numpy as np
 
 from tinynet import _checks
 from tinynet.backend import array_module
-from tinynet.ops._parallel import run_blocks, block_bounds
+from tinynet.ops._parallel import run_blocks, block_bounds, copy_blocks
 
 
 # --------------------------------------------------------------------------
@@ -152,7 +152,7 @@ def _pad_batch_last(x, pad):
         xpad[c, PT:PT + H, PL + W:] = 0
         xpad[c, PT:PT + H, PL:PL + W] = xt[c]
     if xp is np:
-        run_blocks(part, block_bounds(C, max(1, min(4, xpad.size >> 15))))
+        run_blocks(part, block_bounds(C, copy_blocks(xpad.size)))
     else:
         part((0, C))
     return xpad

@@ -78,8 +78,8 @@ from tinynet.ops._im2col import (Workspace, _carve, _pad_batch_last, _pair, _qua
                                  fill_chunk, im2col, im2col_rows, kept_row_blocks, pair_chunks,
                                  patch_chunks, same_padding, thread_scratch, workspace)
 from tinynet.ops import _conv_rows
-from tinynet.ops._parallel import (blas_one_thread, block_bounds, gemm, gemm_blocks, row_sums,
-                                   run_blocks)
+from tinynet.ops._parallel import (blas_one_thread, block_bounds, copy_blocks, gemm, gemm_blocks,
+                                   row_sums, run_blocks)
 from tinynet.tensor import Function, Tensor, as_tensor, is_grad_enabled
 
 #: A patch matrix larger than this is streamed in cache-sized chunks instead of
@@ -416,7 +416,7 @@ class Conv2D(Function):
                 if nonzero is not None:       # any value != 0 (-0.0 is 0) in each channel
                     nonzero[s] = (np.bitwise_or.reduce(out[s].view(bits), axis=1)
                                   & magnitude) != 0
-            run_blocks(part, block_bounds(O, max(1, min(4, out.size >> 15))))
+            run_blocks(part, block_bounds(O, copy_blocks(out.size)))
         else:
             xp.multiply(g2, y2 > 0, out=out)
             if self.observe:
@@ -523,10 +523,10 @@ class Conv2D(Function):
                 dxpad[c, kh:kh + SH * (OH - 1) + 1:SH] += per_row[kh, c]
         if stream:
             run_blocks(chunk_part, range(len(chunks)))
-            run_blocks(scatter_part, block_bounds(C, max(1, min(4, dxpad.size >> 15))))
+            run_blocks(scatter_part, block_bounds(C, copy_blocks(dxpad.size)))
         elif xp is np:
             run_blocks(gemm_part, block_bounds(OH, gemm_blocks(KH * C, O * KW, OH * W * N)))
-            run_blocks(scatter_part, block_bounds(C, max(1, min(4, dxpad.size >> 15))))
+            run_blocks(scatter_part, block_bounds(C, copy_blocks(dxpad.size)))
         else:
             gemm_part((0, OH))
             scatter_part((0, C))

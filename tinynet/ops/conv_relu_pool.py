@@ -33,7 +33,7 @@ import numpy as np
 from tinynet.ops._im2col import (_pad_batch_last, chunk_columns, conv_output_size,
                                  fill_chunk, im2col_rows, kept_row_blocks, pair_chunks,
                                  thread_scratch, workspace)
-from tinynet.ops._parallel import block_bounds, run_blocks
+from tinynet.ops._parallel import block_bounds, copy_blocks, run_blocks
 from tinynet.ops.conv import Conv2D
 from tinynet.tensor import is_grad_enabled
 
@@ -194,7 +194,7 @@ class Conv2DReLUPool(Conv2D):
                                                    axis=1) & magnitude) != 0
             if gb_ is not None:
                 np.sum(gz[c].reshape(gz[c].shape[0], -1), axis=1, out=gb_[c])
-        run_blocks(part, block_bounds(O, max(1, min(4, gz.size >> 15))))
+        run_blocks(part, block_bounds(O, copy_blocks(gz.size)))
         if nonzero is not None:
             self.observe("grad_nonzero", nonzero)
         self.y = self.argmax = None

@@ -28,7 +28,7 @@ import numpy as np
 
 from tinynet import _checks
 from tinynet.backend import array_module
-from tinynet.ops._parallel import block_bounds, run_blocks
+from tinynet.ops._parallel import block_bounds, copy_blocks, run_blocks
 from tinynet.tensor import Function, as_tensor
 
 
@@ -54,7 +54,7 @@ def _channel_blocks(xp, a):
     C = a.shape[1]
     if xp is not np:
         return [(0, C)]
-    return block_bounds(C, max(1, min(4, a.size >> 15)))
+    return block_bounds(C, copy_blocks(a.size))
 
 
 class MaxPool2D(Function):
