@@ -92,3 +92,28 @@ def test_dtype_and_device_errors_name_dense(strict_device):
     with pytest.raises(tn.DeviceError, match=r"dense: the bias is on cuda"):
         dense(tn.tensor(np.ones((1, 3), np.float32)), w,
               tn.tensor(np.ones(2, np.float32), device=strict_device))
+
+
+@SETTINGS
+@given(n=st.integers(2, 5), n_in=st.integers(2, 6), n_out=st.integers(1, 4),
+       fuse_relu=st.booleans(), seed=st.integers(0, 2**16))
+def test_batch_last_input_gets_a_batch_last_dx_with_the_same_values(n, n_in, n_out, fuse_relu,
+                                                                    seed):
+    """An input stored batch-innermost (a flattened conv output) gets dx in that same
+    order, computed as (W @ gᵀ)ᵀ: the values of g @ Wᵀ, and a gradcheck holds."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, n_in))
+    w, b, g = rng.normal(size=(n_in, n_out)), rng.normal(size=n_out), rng.normal(size=(n, n_out))
+    grads = {}
+    for order in ("C", "F"):
+        xt = tn.tensor(np.asarray(x, order=order), requires_grad=True, dtype=np.float64)
+        wt, bt = t64(w, "cpu"), t64(b, "cpu")
+        fn = Dense(fuse_relu=fuse_relu)
+        fn(xt, wt, bt)
+        grads[order] = fn.backward(g)
+        assert tn.gradcheck(lambda *a: dense(*a), [xt, wt, bt])
+    dx_c, dx_f = grads["C"][0], grads["F"][0]
+    assert dx_c.flags.c_contiguous and dx_f.flags.f_contiguous
+    np.testing.assert_allclose(dx_f, dx_c, rtol=1e-12, atol=1e-12)
+    for a, b_ in zip(grads["C"][1:], grads["F"][1:]):
+        np.testing.assert_allclose(a, b_, rtol=1e-12, atol=1e-12)

@@ -255,15 +255,17 @@ def gemm(a, b, out=None):
         # read all of a and b once per block, so cut K instead, into pieces of
         # at most _K_PIECE (OpenBLAS multiplies a (32, 4096) by a (4096, 9)
         # three times slower per element than a (32, 2048) by a (2048, 9) on
-        # the benchmark machine); the partial products are added in block
-        # order, the same for any thread count
-        bounds = block_bounds(K, max(blocks, -(-K // _K_PIECE)))
-        partial = np.empty((len(bounds), M, N), dtype=out.dtype)
+        # the benchmark machine), ``blocks`` runs of pieces on the pool (a piece
+        # is too short a job to hand to another thread); the partial products
+        # are added in piece order, the same for any thread count
+        pieces = block_bounds(K, max(blocks, -(-K // _K_PIECE)))
+        partial = np.empty((len(pieces), M, N), dtype=out.dtype)
 
-        def part(i):
-            s = slice(*bounds[i])
-            np.matmul(a[:, s], b[s], out=partial[i])
-        run_blocks(part, range(len(bounds)))
+        def part(run):
+            for i in range(*run):
+                s = slice(*pieces[i])
+                np.matmul(a[:, s], b[s], out=partial[i])
+        run_blocks(part, block_bounds(len(pieces), blocks))
         out[...] = partial[0]
         for p in partial[1:]:
             out += p
