@@ -26,6 +26,12 @@ multiplications, a third of the copying for a 3x3 kernel.  Backward:
 (the textbook fact that the input gradient of a stride-1 convolution is a
 "full" convolution of the output gradient with the flipped kernel).
 
+When both dx and dW are wanted, ``backward`` does all of it in two passes over
+the pool: per block of channels of g, the fused ReLU's mask, db and g's row
+matrix; then dW's halves and dx's blocks of columns as one set of parts.  Each
+hand-off to the pool costs tens of microseconds of waking a thread on the
+benchmark machine, and g is read once instead of four times.
+
 When: CPU, stride 1, and a sum C·KW of at least ``ROWS_MIN_K`` -- with a thin
 sum (the first layer's C = 1) each of the KH products would rewrite the whole
 output for a few multiply-adds per element, and one product over the full
