@@ -360,3 +360,38 @@ def test_state_dict_from_device_is_host_numpy(strict_device):
     fresh = optim.Adam([("w", w)], lr=0.1)
     fresh.load_state_dict(sd)
     assert backend.device_of(fresh.state[0]["exp_avg"]) == "cuda"
+
+
+@pytest.mark.parametrize("make", [
+    lambda ps: optim.SGD(ps, lr=0.1, momentum=0.9, weight_decay=1e-3, nesterov=True),
+    lambda ps: optim.RMSprop(ps, lr=1e-2),
+    lambda ps: optim.Adam(ps, lr=1e-2)])
+def test_one_hand_off_per_step_gives_the_bits_of_one_parameter_at_a_time(make, monkeypatch):
+    """step() runs every parameter's update -- the blocks of a large one, small ones
+    whole -- as one set of tasks on the pool, each task with its own thread's
+    scratch.  The parameters after a few steps are the bits of updating each
+    parameter in one piece, one after another, for 1, 2 or 4 threads."""
+    rng = np.random.default_rng(5)
+    shapes = [(300, 301), (7,), (257, 256), (3, 5, 2), (1,)]      # two above _BLOCK_ELEMENTS
+    p0 = [rng.standard_normal(s).astype(np.float32) for s in shapes]
+    grads = [[rng.standard_normal(s).astype(np.float32) for s in shapes] for _ in range(3)]
+
+    def train(threads, one_piece):
+        before = tn.get_num_threads()
+        tn.set_num_threads(threads)
+        try:
+            with pytest.MonkeyPatch.context() as mp:
+                if one_piece:
+                    mp.setattr(optim.Optimizer, "_BLOCK_ELEMENTS", 1 << 40)
+                ps = [Tensor(a.copy(), requires_grad=True) for a in p0]
+                opt = make(ps)
+                for gs in grads:
+                    for p, g in zip(ps, gs):
+                        p.grad = Tensor(g)
+                    opt.step()
+                return [p.numpy().tobytes() for p in ps]
+        finally:
+            tn.set_num_threads(before)
+    reference = train(1, one_piece=True)
+    for threads in (1, 2, 4):
+        assert train(threads, one_piece=False) == reference
