@@ -206,3 +206,24 @@ def test_ops_still_run_in_a_forked_child_after_the_pool_started():
         assert os.waitstatus_to_exitcode(status) == 0
     finally:
         tn.set_num_threads(before)
+
+
+def test_gemms_hands_several_products_to_the_pool_at_once_with_gemms_bits():
+    """gemms([...]) cuts each product as gemm does (by columns, by rows, along the sum,
+    or not at all) and runs all the blocks in one hand-off: the same bits as one
+    gemm call per product, for any thread count."""
+    from tinynet.ops import _parallel
+    import tinynet as tn
+    rng = np.random.default_rng(1)
+    shapes = [(25, 20000, 32), (64, 300, 2000), (2000, 300, 64), (3, 4, 5)]
+    pairs = [(rng.standard_normal((M, K)).astype(np.float32),
+              rng.standard_normal((K, N)).astype(np.float32)) for M, K, N in shapes]
+    alone = [_parallel.gemm(a, b).tobytes() for a, b in pairs]
+    before = tn.get_num_threads()
+    try:
+        for n in (1, 2, 4):
+            tn.set_num_threads(n)
+            together = _parallel.gemms([(a, b, None) for a, b in pairs])
+            assert [t.tobytes() for t in together] == alone
+    finally:
+        tn.set_num_threads(before)

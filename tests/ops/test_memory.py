@@ -71,7 +71,7 @@ def test_kept_memory_removes_the_page_faults_of_every_step_and_changes_no_bit():
     assert kept["params"] == returned["params"]
     assert kept["faults"] < 50, kept["faults"]
     # the truth the setting is for: glibc's defaults fault in fresh pages every step
-    # (about 6,400 per step of this net here); a malloc that adapts by itself has
+    # (1,670-2,180 per step of this net here); a malloc that adapts by itself has
     # nothing to gain, and then there is nothing to prove
     if returned["faults"] < 1000:
         pytest.skip(f"this glibc's defaults fault only {returned['faults']:.0f} times per "

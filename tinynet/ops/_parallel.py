@@ -237,18 +237,44 @@ def gemm(a, b, out=None):
     cut along the sum instead, and the parts are added in a fixed order.  ``out`` (M, N) if given.
     Non-numpy arrays (CuPy) go to their own matmul in one piece.
     """
+    (out,) = gemms([(a, b, out)])
+    return out
+
+
+def gemms(products):
+    """[a @ b for (a, b, out) in products]: each product cut as ``gemm`` cuts it
+    (the same bits), and the blocks of all of them handed to the pool at once --
+    one hand-off for, say, a Dense layer's dx and dW instead of two."""
+    outs, tasks, finishes = [], [], []
+    for a, b, out in products:
+        out, parts, finish = _gemm_parts(a, b, out)
+        outs.append(out)
+        tasks.extend(parts)
+        if finish is not None:
+            finishes.append(finish)
+    if tasks:
+        run_blocks(_call, tasks)
+    for finish in finishes:
+        finish()
+    return outs
+
+
+def _call(task):
+    task()
+
+
+def _gemm_parts(a, b, out):
+    """(out, [tasks], finish or None) of the product a @ b as ``gemm`` cuts it."""
     import numpy as np
     if type(a) is not np.ndarray:
         from tinynet.backend import array_module
-        return array_module(a).matmul(a, b, out=out)
+        return array_module(a).matmul(a, b, out=out), [], None
     (M, K), N = a.shape, b.shape[1]
     if out is None:
         out = np.empty((M, N), dtype=np.result_type(a, b))
     blocks = gemm_blocks(M, K, N)
     if blocks == 1:
-        with blas_one_thread():
-            np.matmul(a, b, out=out)
-        return out
+        return out, [lambda: np.matmul(a, b, out=out)], None
     if M * N <= 4096 and K >= 16384:
         # a small output from a long sum (the dW of a first conv layer: M, N
         # of a few dozen, K = every pixel of the batch): cutting M or N would
@@ -261,26 +287,25 @@ def gemm(a, b, out=None):
         pieces = block_bounds(K, max(blocks, -(-K // _K_PIECE)))
         partial = np.empty((len(pieces), M, N), dtype=out.dtype)
 
-        def part(run):
-            for i in range(*run):
+        def run(first, stop):
+            for i in range(first, stop):
                 s = slice(*pieces[i])
                 np.matmul(a[:, s], b[s], out=partial[i])
-        run_blocks(part, block_bounds(len(pieces), blocks))
-        out[...] = partial[0]
-        for p in partial[1:]:
-            out += p
-        return out
+
+        def add_pieces():
+            out[...] = partial[0]
+            for p in partial[1:]:
+                np.add(out, p, out=out)
+        runs = block_bounds(len(pieces), blocks)
+        return out, [lambda r=r: run(*r) for r in runs], add_pieces
     if N >= M:
-        def part(bounds):
-            s = slice(*bounds)
-            np.matmul(a, b[:, s], out=out[:, s])
-        run_blocks(part, block_bounds(N, blocks))
-    else:
-        def part(bounds):
-            s = slice(*bounds)
-            np.matmul(a[s], b, out=out[s])
-        run_blocks(part, block_bounds(M, blocks))
-    return out
+        def columns(lo, hi):
+            np.matmul(a, b[:, lo:hi], out=out[:, lo:hi])
+        return out, [lambda r=r: columns(*r) for r in block_bounds(N, blocks)], None
+
+    def rows(lo, hi):
+        np.matmul(a[lo:hi], b, out=out[lo:hi])
+    return out, [lambda r=r: rows(*r) for r in block_bounds(M, blocks)], None
 
 
 def row_sums(a):

@@ -17,7 +17,7 @@ per step, which is what the MLP benchmark against PyTorch measures.
 """
 from tinynet import _checks
 from tinynet.backend import DeviceError, array_module
-from tinynet.ops._parallel import gemm
+from tinynet.ops._parallel import gemm, gemms
 from tinynet.tensor import Function, as_tensor
 
 
@@ -57,15 +57,22 @@ class Dense(Function):
             if self.observe:
                 self.observe("grad_nonzero", (g != 0).any(axis=0))
         x_in, w_in = self.inputs[0], self.inputs[1]
-        dx = None
-        if x_in.requires_grad and _batch_last(self.x):
-            # x is a conv stack's batch-last output, flattened: dx = (W @ gᵀ)ᵀ comes out
-            # in that same order, so the conv below gets its gradient without a
-            # transposing copy (and the product reads W by rows: faster too)
-            dx = gemm(self.w, g.T).T
-        elif x_in.requires_grad:
-            dx = gemm(g, self.w.T)                                      # g @ Wᵀ
-        dw = gemm(self.x.T, g) if w_in.requires_grad else None          # xᵀ @ g
+        # x batch-last (a conv stack's output, flattened): dx = (W @ gᵀ)ᵀ comes out in
+        # that same order, so the conv below gets its gradient without a transposing
+        # copy; else dx = g @ Wᵀ.  dW = xᵀ @ g.  Both products in one hand-off to the pool.
+        batch_last = _batch_last(self.x)
+        products = []
+        if x_in.requires_grad:
+            products.append((self.w, g.T, None) if batch_last else (g, self.w.T, None))
+        if w_in.requires_grad:
+            products.append((self.x.T, g, None))
+        results = gemms(products)
+        dx = dw = None
+        if x_in.requires_grad:
+            dx = results.pop(0)
+            dx = dx.T if batch_last else dx
+        if w_in.requires_grad:
+            dw = results.pop(0)
         if len(self.inputs) == 3:
             db = g.sum(axis=0) if self.inputs[2].requires_grad else None
             return dx, dw, db
