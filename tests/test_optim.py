@@ -366,11 +366,10 @@ def test_state_dict_from_device_is_host_numpy(strict_device):
     lambda ps: optim.SGD(ps, lr=0.1, momentum=0.9, weight_decay=1e-3, nesterov=True),
     lambda ps: optim.RMSprop(ps, lr=1e-2),
     lambda ps: optim.Adam(ps, lr=1e-2)])
-def test_one_hand_off_per_step_gives_the_bits_of_one_parameter_at_a_time(make, monkeypatch):
-    """step() runs every parameter's update -- the blocks of a large one, small ones
-    whole -- as one set of tasks on the pool, each task with its own thread's
-    scratch.  The parameters after a few steps are the bits of updating each
-    parameter in one piece, one after another, for 1, 2 or 4 threads."""
+def test_blocked_updates_give_the_bits_of_one_piece_for_any_thread_count(make, monkeypatch):
+    """step() updates a large parameter in fixed blocks on the pool (small ones whole).
+    The parameters after a few steps are the bits of updating each parameter in one
+    piece, one after another, for 1, 2 or 4 threads."""
     rng = np.random.default_rng(5)
     shapes = [(300, 301), (7,), (257, 256), (3, 5, 2), (1,)]      # two above _BLOCK_ELEMENTS
     p0 = [rng.standard_normal(s).astype(np.float32) for s in shapes]

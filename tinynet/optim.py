@@ -44,7 +44,6 @@ from collections.abc import Mapping
 import numpy as np
 
 from tinynet import backend
-from tinynet.ops._im2col import thread_scratch
 from tinynet.ops._parallel import BLOCKS, block_bounds, run_blocks
 from tinynet.tensor import Tensor, enable_grad
 
@@ -67,15 +66,6 @@ def _check_number(opt, name, value, low=None, high=None, low_open=False, high_op
         hi = "" if high is None else f" {'<' if high_open else '<='} {high}"
         raise ValueError(f"{opt}: {name} must satisfy {lo}{name}{hi}, got {value!r}")
     return value
-
-
-def _call(task):
-    task()
-
-
-def _thread_tmp(shape, dtype):
-    """tmp(k) for ``_update``: the calling thread's k-th scratch array of ``shape``."""
-    return lambda k=0: thread_scratch(shape, dtype, slot=10 + k)
 
 
 class Optimizer:
@@ -163,7 +153,7 @@ class Optimizer:
         if closure is not None:
             with enable_grad():
                 loss = closure()
-        skipped, tasks = [], []
+        skipped = []
         for p, name, state in zip(self.params, self.names, self.state):
             grad = p.grad
             if grad is None:
@@ -175,12 +165,8 @@ class Optimizer:
                 raise ValueError(f"{type(self).__name__}: gradient of {name!r} has shape "
                                  f"{tuple(g.shape)}, the parameter has shape {p.shape}")
             state["step"] = state.get("step", 0) + 1
-            tasks.extend(self._update_tasks(p.data, g, state))
+            self._update_blocked(p.data, g, state)
             p.mark_modified()         # a graph that saved p before this step may not backprop
-        # every parameter's update -- its blocks, or the whole of a small one -- in one
-        # hand-off to the pool (each writes only its own elements: the same bits as
-        # updating the parameters one after another)
-        run_blocks(_call, tasks)
         self.last_skipped = skipped
         self.step_count += 1
         return loss
@@ -191,31 +177,32 @@ class Optimizer:
     #: parameters smaller than this are updated in one piece
     _BLOCK_ELEMENTS = 1 << 16
 
-    def _update_tasks(self, p, g, state):
-        """The update of one parameter as tasks for the pool: ``_update`` over fixed,
-        cache-sized blocks of a large parameter (the update is element-wise, so the
-        blocks give exactly the bits one piece would), or over the whole of a small
-        one, a non-contiguous one or one whose state is created by this first
-        update.  Scratch arrays are the running thread's own, so tasks of different
-        parameters may run at once.  CuPy arrays are updated here, in one piece."""
-        if type(p) is not np.ndarray:
-            self._update(p, g, state, self._tmp_for(p))
-            return []
-        blocked = (p.size >= self._BLOCK_ELEMENTS and p.flags.c_contiguous
-                   and g.flags.c_contiguous and all(k in state for k in self.state_keys))
+    def _update_blocked(self, p, g, state):
+        """``_update`` over fixed, cache-sized blocks of a large parameter, on
+        tinynet's thread pool.  The update is element-wise, so the blocks
+        give exactly the bits one piece would.  The first update (state not
+        yet created), CuPy arrays and non-contiguous arrays run in one piece."""
+        tmp = self._tmp_for(p)
+        blocked = (type(p) is np.ndarray and p.size >= self._BLOCK_ELEMENTS
+                   and p.flags.c_contiguous and g.flags.c_contiguous
+                   and all(k in state for k in self.state_keys))
         if not blocked:
-            return [lambda: self._update(p, g, state, _thread_tmp(p.shape, p.dtype))]
+            self._update(p, g, state, tmp)
+            return
         flat = {k: v.reshape(-1) for k, v in state.items() if k != "step"}
-        p1, g1 = p.reshape(-1), g.reshape(-1)
+        tmps = {}
 
-        def block(bounds):
+        def part(bounds):
             s = slice(*bounds)
             sub = {k: v[s] for k, v in flat.items()}
             sub["step"] = state["step"]
-            self._update(p1[s], g1[s], sub, _thread_tmp((s.stop - s.start,), p.dtype))
+            self._update(p.reshape(-1)[s], g.reshape(-1)[s], sub,
+                         lambda k=0: tmps.setdefault(k, tmp(k).reshape(-1))[s])
         # blocks of ~64 K elements (fits in L2), at least BLOCKS of them
         n_blocks = max(BLOCKS, p.size // self._BLOCK_ELEMENTS)
-        return [lambda b=b: block(b) for b in block_bounds(p.size, n_blocks)]
+        for k in range(2):      # make the scratch views before the threads share them
+            tmps[k] = tmp(k).reshape(-1)
+        run_blocks(part, block_bounds(p.size, n_blocks))
 
     def _tmp_for(self, p):
         """tmp(k): scratch array k shaped like ``p`` (a view of a reused flat buffer)."""
