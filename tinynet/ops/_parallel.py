@@ -245,15 +245,20 @@ def gemms(products):
     """[a @ b for (a, b, out) in products]: each product cut as ``gemm`` cuts it
     (the same bits), and the blocks of all of them handed to the pool at once --
     one hand-off for, say, a Dense layer's dx and dW instead of two."""
-    outs, tasks, finishes = [], [], []
+    outs, tasks, finishes, cut = [], [], [], False
     for a, b, out in products:
         out, parts, finish = _gemm_parts(a, b, out)
         outs.append(out)
         tasks.extend(parts)
+        cut = cut or len(parts) > 1
         if finish is not None:
             finishes.append(finish)
-    if tasks:
+    if cut:
         run_blocks(_call, tasks)
+    elif tasks:                  # small products only: a hand-off would cost more
+        with blas_one_thread():
+            for task in tasks:
+                task()
     for finish in finishes:
         finish()
     return outs
