@@ -71,8 +71,12 @@ def explain(model, data=None, loss_fn=None, optimizer=None, steps=None, recorder
 
     from tinynet.train import fit
 
+    # a fresh recorder compares the parameters after EVERY step (mask_every=1), so
+    # "never changed" is exact: an entry that moves and comes back to the very same
+    # bits between two recorded steps (a weight below float resolution can) is seen
     rec = recorder if recorder is not None else Recorder(
-        model, optimizer, every=every if every is not None else max(1, steps // MAX_RECORDED))
+        model, optimizer, every=every if every is not None else max(1, steps // MAX_RECORDED),
+        mask_every=1)
     was_attached = rec.attached
     rec.attach()
     steps_cb = _StepCallback(rec)
@@ -130,6 +134,11 @@ def analyze(recorder, loss=None, notes=None, data=None):
         data["passes"] = recorder.data_passes
     ev = collect(recorder, data=data)
     notes = list(notes or [])
+    if recorder.mask_every > 1 and ev.steps > 1:
+        notes.append(f"the parameters were compared every {recorder.mask_every} steps: an "
+                     f"entry that moved and came back to the very same bits between two "
+                     f"comparisons counts as never changed here (Recorder(..., "
+                     f"mask_every=1) compares after every step).")
     if 0 < len(ev.lr_zero_steps) < ev.steps:
         from tinynet.diagnose.causes.zero_lr import spans
         notes.append(f"the optimizer's learning rate was 0 on steps {spans(ev.lr_zero_steps)} "
