@@ -173,21 +173,24 @@ def test_fill_rows_is_the_w_patches_of_the_padded_input(N, C, H, W, KW, pads, ba
 
 
 @settings(max_examples=40, deadline=None)
-@given(N=st.integers(1, 3), C=st.integers(1, 4), O=st.integers(1, 5), H=st.integers(2, 7),
-       W=st.integers(2, 7), KH=st.integers(1, 3), KW=st.integers(1, 3),
+@given(N=st.integers(1, 3), C=st.integers(1, 4), O=st.integers(1, 5), H=st.integers(3, 7),
+       W=st.integers(3, 7), KH=st.integers(1, 3), KW=st.integers(1, 3),
+       pad_parts=st.tuples(*[st.integers(0, 2)] * 4),
        fuse_relu=st.booleans(), observe=st.booleans(), bias=st.booleans(),
        batch_last_g=st.booleans(), seed=st.integers(0, 2**16))
 def test_two_pass_backward_is_the_op_by_op_backward_bit_for_bit(
-        N, C, O, H, W, KH, KW, fuse_relu, observe, bias, batch_last_g, seed):
+        N, C, O, H, W, KH, KW, pad_parts, fuse_relu, observe, bias, batch_last_g, seed):
     """Backward on the row route in two passes over the pool (_conv_rows.backward)
     gives exactly the bits of the op-by-op path -- ReLU mask, dW, dx by the flipped
     kernel, db -- and the same per-channel "gradient nonzero" the Recorder sees."""
     rng = np.random.default_rng(seed)
-    pads = (KH // 2, (KH - 1) // 2, KW // 2, (KW - 1) // 2)
+    # any padding the flipped-kernel dx takes: 0 .. K-1 on each side
+    pads = tuple(p % k for p, k in zip(pad_parts, (KH, KH, KW, KW)))
+    OH, OW = H + pads[0] + pads[1] - KH + 1, W + pads[2] + pads[3] - KW + 1
     x = rng.standard_normal((N, C, H, W)).astype(np.float32)
     w = rng.standard_normal((O, C, KH, KW)).astype(np.float32)
     b = rng.standard_normal(O).astype(np.float32)
-    g = rng.standard_normal((N, O, H, W)).astype(np.float32)
+    g = rng.standard_normal((N, O, OH, OW)).astype(np.float32)
     g[:, :, ::2] = 0                       # channels and rows where the gradient vanishes
     if batch_last_g:
         g = np.ascontiguousarray(g.transpose(1, 2, 3, 0)).transpose(3, 0, 1, 2)
