@@ -343,3 +343,31 @@ def test_a_run_disturbed_by_other_load_is_flagged():
     lines = bench.load_warnings({"workloads": {"seed000": busy, "seed003": calm}}, env)
     assert len(lines) == 1
     assert "PyTorch" in lines[0] and "seed000" in lines[0] and "41.2x" in lines[0]
+
+
+def test_handoff_cost_script_counts_the_pool_calls_of_a_step_and_puts_them_back():
+    """scripts/handoff_cost.py runs and reports every measurement; timing a step
+    counts its run_blocks calls and leaves no timing wrapper behind."""
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    out = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "handoff_cost.py"),
+                          "--threads", "2"], capture_output=True, text=True, timeout=300,
+                         env=env, cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.strip().splitlines()
+    assert lines[0].startswith("wake a sleeping thread and be woken back: ")
+    assert lines[1].startswith("run_blocks, 4 empty parts: ")
+    assert lines[2].startswith("seed003, 2 threads: step ") and "run_blocks calls per step" in lines[2]
+
+    sys.path.insert(0, os.path.join(ROOT, "scripts"))
+    try:
+        import handoff_cost
+    finally:
+        sys.path.pop(0)
+    from tinynet.ops import _parallel
+    _, counted = handoff_cost.step_hand_offs("seed003", steps=2)
+    assert counted["calls"] > 10 and counted["work"] > 0
+    wrapped = [m.__name__ for m in list(sys.modules.values())
+               if getattr(m, "__name__", "").startswith("tinynet")
+               and callable(getattr(m, "run_blocks", None))
+               and m.run_blocks is not _parallel.run_blocks]
+    assert wrapped == []                                     # the timing wrapper is gone
