@@ -203,7 +203,7 @@ def test_two_pass_backward_is_the_op_by_op_backward_bit_for_bit(
         with pytest.MonkeyPatch.context() as mp:
             mp.setattr(_conv_rows, "ROWS_MIN_K", 1)
             mp.setattr(_conv_rows, "TWO_PASS_BACKWARD", two_pass)
-            y = op(*ts)
+            op(*ts)
             assert op.route == "rows" and op._dx_by_flipped_conv(g.shape)
             grads = op.backward(g)
         results.append(([a.tobytes() for a in grads],
