@@ -407,15 +407,11 @@ class Conv2D(Function):
         out = xp.empty_like(y2)
         nonzero = np.empty(O, dtype=bool) if self.observe and xp is np else None
         if xp is np:
-            bits = np.dtype(f"u{out.dtype.itemsize}")
-            magnitude = bits.type(np.iinfo(bits).max >> 1)      # every bit but the sign
-
             def part(rows):
                 s = slice(*rows)
                 np.multiply(g2[s], y2[s] > 0, out=out[s])
                 if nonzero is not None:       # any value != 0 (-0.0 is 0) in each channel
-                    nonzero[s] = (np.bitwise_or.reduce(out[s].view(bits), axis=1)
-                                  & magnitude) != 0
+                    nonzero[s] = _conv_rows.channel_nonzero(out[s])
             run_blocks(part, block_bounds(O, copy_blocks(out.size)))
         else:
             xp.multiply(g2, y2 > 0, out=out)

@@ -30,6 +30,7 @@ the two maps in between (see nn/containers.py); the readable twin is
 """
 import numpy as np
 
+from tinynet.ops._conv_rows import channel_nonzero
 from tinynet.ops._im2col import (_pad_batch_last, chunk_columns, conv_output_size,
                                  fill_chunk, im2col_rows, kept_row_blocks, pair_chunks,
                                  thread_scratch, workspace)
@@ -181,8 +182,6 @@ class Conv2DReLUPool(Conv2D):
         # db = the row sums of gz, taken per block of channels while it is in cache
         # (the same reduction as Conv2D's row_sums: the same bits)
         gb_ = np.empty(O, dtype=g.dtype) if self._wants_bias_grad() else None
-        bits = np.dtype(f"u{gz.dtype.itemsize}")
-        magnitude = bits.type(np.iinfo(bits).max >> 1)                  # all bits but the sign
 
         def part(chans):
             c = slice(*chans)
@@ -190,8 +189,7 @@ class Conv2DReLUPool(Conv2D):
             for k in range(4):
                 np.multiply(gm, argmax[c] == k, out=gz[c, k // 2::2, k % 2::2])
             if nonzero is not None:         # any value != 0 (-0.0 is 0) in each channel
-                nonzero[c] = (np.bitwise_or.reduce(gm.reshape(gm.shape[0], -1).view(bits),
-                                                   axis=1) & magnitude) != 0
+                nonzero[c] = channel_nonzero(gm.reshape(gm.shape[0], -1))
             if gb_ is not None:
                 np.sum(gz[c].reshape(gz[c].shape[0], -1), axis=1, out=gb_[c])
         run_blocks(part, block_bounds(O, copy_blocks(gz.size)))
