@@ -211,7 +211,6 @@ def blas_one_thread():
 BLOCKS = 4
 _MIN_GEMM_FLOPS = 1 << 22       # below ~4 M multiply-adds one block: splitting costs more
 _MIN_ELEMENTS = 1 << 15         # likewise for copies and element-wise work
-_COPY_MIN_ELEMENTS = 1 << 15   # see copy_blocks
 _K_PIECE = 2048                 # the longest sum per block when a product is cut along K
 
 
@@ -219,8 +218,8 @@ def copy_blocks(size):
     """How many blocks copy-like work over ``size`` elements is cut into (size only):
     work that streams through memory -- fills, masks, transposes -- at a few
     gigabytes a second, where a hand-off to the pool costs more than it saves
-    below ``_COPY_MIN_ELEMENTS`` per block."""
-    return max(1, min(BLOCKS, size // _COPY_MIN_ELEMENTS))
+    below ``_MIN_ELEMENTS`` per block."""
+    return max(1, min(BLOCKS, size // _MIN_ELEMENTS))
 
 
 def gemm_blocks(M, K, N):
@@ -327,7 +326,7 @@ def row_sums(a):
     def part(rows):
         s = slice(*rows)
         np.sum(a[s], axis=1, out=out[s])
-    run_blocks(part, block_bounds(a.shape[0], max(1, min(BLOCKS, a.size // _MIN_ELEMENTS))))
+    run_blocks(part, block_bounds(a.shape[0], copy_blocks(a.size)))
     return out
 
 

@@ -311,7 +311,7 @@ class Conv2D(Function):
             workspace.give_back(spare)
         if len(self.inputs) == 2:
             return gx, gw
-        if gb is None and self.inputs[2].requires_grad:
+        if gb is None and self._wants_bias_grad():
             gb = row_sums(g2)                                            # (O,)
         return gx, gw, gb
 
@@ -325,7 +325,7 @@ class Conv2D(Function):
         if saved is None:                              # a second backward (retain_graph)
             saved = self._rebuild(np, self.inputs[0].data, None)
         nonzero = np.empty(O, dtype=bool) if self.fuse_relu and self.observe else None
-        want_gb = gb is None and len(self.inputs) == 3 and self.inputs[2].requires_grad
+        want_gb = gb is None and self._wants_bias_grad()
         gx, gw, db = _conv_rows.backward(
             saved, g, self.w, self.x_shape, self.padding, self._dx_padding(),
             relu_y2=self.y2 if self.fuse_relu else None, nonzero=nonzero, want_db=want_gb)
@@ -333,6 +333,9 @@ class Conv2D(Function):
         if nonzero is not None:
             self.observe("grad_nonzero", nonzero)
         return (gx, gw) if len(self.inputs) == 2 else (gx, gw, db if gb is None else gb)
+
+    def _wants_bias_grad(self):
+        return len(self.inputs) == 3 and self.inputs[2].requires_grad
 
     def _rebuild(self, xp, x, L):
         """What forward saved, again from the input (after a first backward used it)."""

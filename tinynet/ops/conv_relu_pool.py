@@ -199,9 +199,6 @@ class Conv2DReLUPool(Conv2D):
         self.fuse_relu, self.observe = False, None     # the ReLU is done: plain conv backward
         return super().backward(gz.transpose(3, 0, 1, 2), gb=gb_)
 
-    def _wants_bias_grad(self):
-        return len(self.inputs) == 3 and self.inputs[2].requires_grad
-
 
 def conv2d_relu_maxpool(x, weight, bias=None, stride=1, padding=0):
     """max_pool2d(relu(conv2d(x, weight, bias, stride, padding)), 2) as one op.

@@ -61,18 +61,12 @@ class Dense(Function):
         # that same order, so the conv below gets its gradient without a transposing
         # copy; else dx = g @ Wᵀ.  dW = xᵀ @ g.  Both products in one hand-off to the pool.
         batch_last = _batch_last(self.x)
-        products = []
-        if x_in.requires_grad:
-            products.append((self.w, g.T, None) if batch_last else (g, self.w.T, None))
-        if w_in.requires_grad:
-            products.append((self.x.T, g, None))
-        results = gemms(products)
-        dx = dw = None
-        if x_in.requires_grad:
-            dx = results.pop(0)
-            dx = dx.T if batch_last else dx
-        if w_in.requires_grad:
-            dw = results.pop(0)
+        want_dx, want_dw = x_in.requires_grad, w_in.requires_grad
+        dx_product = (self.w, g.T, None) if batch_last else (g, self.w.T, None)
+        results = iter(gemms([dx_product] * want_dx + [(self.x.T, g, None)] * want_dw))
+        dx = next(results) if want_dx else None
+        dx = dx.T if dx is not None and batch_last else dx
+        dw = next(results) if want_dw else None
         if len(self.inputs) == 3:
             db = g.sum(axis=0) if self.inputs[2].requires_grad else None
             return dx, dw, db
