@@ -163,13 +163,53 @@ def test_fill_rows_is_the_w_patches_of_the_padded_input(N, C, H, W, KW, pads, ba
     x = np.random.default_rng(seed).standard_normal((N, C, H, W))
     if batch_last:
         x = np.ascontiguousarray(x.transpose(1, 2, 3, 0)).transpose(3, 0, 1, 2)
-    xpad = np.pad(x, ((0, 0), (0, 0), (PT, PB), (PL, PR)))
-    OW = W + PL + PR - KW + 1
-    expected = np.stack([xpad[:, :, :, kw:kw + OW] for kw in range(KW)], axis=2)
-    expected = expected.transpose(1, 2, 3, 4, 0).reshape(C * KW, -1)   # (c, kw) x (h, j, n)
     out = np.full(_conv_rows.rows_shape(x.shape, KW, pads), np.nan)
     _conv_rows.fill_rows(x, KW, pads, out)
-    np.testing.assert_array_equal(out, expected)
+    np.testing.assert_array_equal(out, w_patches(x, KW, pads))
+
+
+def w_patches(x, KW, pads):
+    """The row-patch matrix by its definition: rows[(c, kw), (h, j, n)] = xpad[n, c, h, j + kw]."""
+    N, C, H, W = x.shape
+    PT, PB, PL, PR = pads
+    xpad = np.pad(x, ((0, 0), (0, 0), (PT, PB), (PL, PR)))
+    OW = W + PL + PR - KW + 1
+    patches = np.stack([xpad[:, :, :, kw:kw + OW] for kw in range(KW)], axis=2)
+    return patches.transpose(1, 2, 3, 4, 0).reshape(C * KW, -1)        # (c, kw) x (h, j, n)
+
+
+@settings(max_examples=60, deadline=None)
+@given(N=st.integers(1, 3), C=st.integers(1, 3), O=st.integers(1, 4), H=st.integers(1, 6),
+       W=st.integers(1, 6), KH=st.integers(1, 4), KW=st.integers(1, 4),
+       pads=st.tuples(*[st.integers(0, 4)] * 4), batch_last=st.booleans(), data=st.data())
+def test_a_span_of_rows_is_the_same_columns_of_the_whole_row_matrix(N, C, O, H, W, KH, KW, pads,
+                                                                   batch_last, data):
+    """fill_rows_part over padded rows [h0, h1) is exactly those columns of the
+    whole row matrix (by its definition), and span_product (which builds only the
+    rows a block reads) gives block_product's bits on the whole matrix for any block."""
+    PT, PB, PL, PR = pads
+    Hp, OW = H + PT + PB, W + PL + PR - KW + 1
+    if OW < 1 or Hp < KH:
+        return
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**16)))
+    x = rng.standard_normal((N, C, H, W))
+    if batch_last:
+        x = np.ascontiguousarray(x.transpose(1, 2, 3, 0)).transpose(3, 0, 1, 2)
+    whole = w_patches(x, KW, pads)
+    h0 = data.draw(st.integers(0, Hp - 1))
+    h1 = data.draw(st.integers(h0 + 1, Hp))
+    span = np.full((C * KW, (h1 - h0) * OW * N), np.nan)
+    _conv_rows.fill_rows_part(x, KW, pads, span, (0, C), (h0, h1))
+    np.testing.assert_array_equal(span, whole[:, h0 * OW * N:h1 * OW * N])
+
+    wk = _conv_rows.kernel_rows(rng.standard_normal((O, C, KH, KW)))
+    L = (Hp - KH + 1) * OW * N
+    a = data.draw(st.integers(0, L - 1))
+    cols = slice(a, data.draw(st.integers(a + 1, L)))
+    expected = _conv_rows.block_product(whole, wk, cols, OW * N,
+                                        np.empty((O, cols.stop - cols.start)))
+    got = _conv_rows.span_product(x, KW, pads, wk, cols, np.empty_like(expected))
+    np.testing.assert_array_equal(got, expected)
 
 
 @settings(max_examples=40, deadline=None)

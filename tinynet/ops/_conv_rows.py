@@ -26,11 +26,15 @@ multiplications, a third of the copying for a 3x3 kernel.  Backward:
 (the textbook fact that the input gradient of a stride-1 convolution is a
 "full" convolution of the output gradient with the flipped kernel).
 
-When both dx and dW are wanted, ``backward`` does all of it in two passes over
-the pool: per block of channels of g, the fused ReLU's mask, db and g's row
-matrix; then dW's halves and dx's blocks of columns as one set of parts.  Each
-hand-off to the pool costs tens of microseconds of waking a thread on the
-benchmark machine, and g is read once instead of four times.
+dx never builds g's whole row matrix: each block of dx's columns builds only
+the rows it reads (``span_product``), in the thread's cache-sized scratch,
+just before multiplying them -- a quarter of the matrix plus KH - 1 rows per
+block instead of the whole 4 MB matrix written to memory and read back
+(seed-003's convs).  When both dx and dW are wanted, ``backward`` does all of
+it in two passes over the pool: per block of channels of g, the fused ReLU's
+mask and db; then dW's halves and dx's blocks of columns as one set of parts.
+Each hand-off to the pool costs tens of microseconds of waking a thread on the
+benchmark machine, and each block of g is read while it is in cache.
 
 When: CPU, stride 1, and a sum C·KW of at least ``ROWS_MIN_K`` -- with a thin
 sum (the first layer's C = 1) each of the KH products would rewrite the whole
@@ -46,7 +50,7 @@ order.  The readable twin of all this is ``conv2d_simple`` in ops/simple.py.
 """
 import numpy as np
 
-from tinynet.ops._im2col import thread_scratch, workspace
+from tinynet.ops._im2col import thread_scratch
 from tinynet.ops._parallel import block_bounds, copy_blocks, gemm_blocks, run_blocks
 
 #: The smallest sum C·KW for which the row route is used (see the module docstring).
@@ -89,25 +93,48 @@ def fill_rows(x, KW, padding, out):
     return out
 
 
-def fill_rows_part(x, KW, padding, out, chans):
-    """``fill_rows`` for the channels [chans[0], chans[1]) only (one block's work)."""
+def fill_rows_part(x, KW, padding, out, chans, prows=None):
+    """``fill_rows`` for the channels [chans[0], chans[1]) only (one block's work).
+
+    With ``prows`` = (h0, h1), only the padded rows h0 .. h1 - 1: ``out`` is then
+    (C·KW, (h1 - h0)·OW·N), the columns h0·OW·N .. h1·OW·N of the whole matrix."""
     N, C, H, W = x.shape
     PT, PB, PL, PR = padding
     OW = W + PL + PR - KW + 1
+    h0, h1 = prows if prows is not None else (0, H + PT + PB)
+    i0 = min(max(h0, PT), h1)                  # the span's first row holding image data
+    i1 = max(i0, min(h1, PT + H))              # .. and one past its last
     c = slice(*chans)
     xt = x.transpose(1, 2, 3, 0)                                   # (C, H, W, N)
-    out5 = out.reshape(C, KW, H + PT + PB, OW, N)
-    out5[c, :, :PT] = 0
-    out5[c, :, PT + H:] = 0
+    out5 = out.reshape(C, KW, h1 - h0, OW, N)
+    out5[c, :, :i0 - h0] = 0
+    out5[c, :, i1 - h0:] = 0
     for kw in range(KW):
         # output column j reads input column j + kw - PL
         j0 = min(OW, max(0, PL - kw))
         j1 = max(j0, min(OW, W + PL - kw))
-        inside = out5[c, kw, PT:PT + H]                            # (c, H, OW, N)
+        inside = out5[c, kw, i0 - h0:i1 - h0]                      # (c, rows, OW, N)
         inside[:, :, :j0] = 0
         inside[:, :, j1:] = 0
         if j1 > j0:
-            inside[:, :, j0:j1] = xt[c, :, j0 + kw - PL:j1 + kw - PL]
+            inside[:, :, j0:j1] = xt[c, i0 - PT:i1 - PT, j0 + kw - PL:j1 + kw - PL]
+
+
+def span_product(x, KW, padding, wk, cols, out):
+    """``block_product`` of x's row-patch matrix for the output columns ``cols``,
+    building only the padded rows those columns read -- output rows h0 .. h1 - 1
+    read padded rows h0 .. h1 + KH - 2 -- in the thread's scratch, while they are
+    in cache, instead of the whole matrix beforehand.  The same products on the
+    same values: the same bits as ``block_product`` on the whole matrix."""
+    N, C, H, W = x.shape
+    PT, PB, PL, PR = padding
+    row_len = (W + PL + PR - KW + 1) * N                           # OW·N columns a row
+    KH = len(wk)
+    h0, h1 = cols.start // row_len, -(-cols.stop // row_len) + KH - 1
+    span = thread_scratch((C * KW, (h1 - h0) * row_len), x.dtype, slot=10)
+    fill_rows_part(x, KW, padding, span, (0, C), (h0, h1))
+    first = cols.start - h0 * row_len
+    return block_product(span, wk, slice(first, first + cols.stop - cols.start), row_len, out)
 
 
 def kernel_rows(w):
@@ -204,11 +231,11 @@ def backward(rows, g, w, x_shape, padding, dx_padding, relu_y2=None, nonzero=Non
     gradient hold a value != 0.
 
     Pass 1, per block of channels of g (each block read once, while in cache):
-    the ReLU mask, db's row sums and g's row-patch matrix for dx.  Pass 2, all
-    independent parts: per half of L, g's (L, O) transpose for dW and its KH
-    products; and dx's blocks of output columns.  The arithmetic is that of
-    ``grad_w``, ``fill_rows`` + ``block_product`` and ``a.sum(axis=1)`` one op
-    at a time -- the same bits --, with two hand-offs to the pool instead of six.
+    the ReLU mask and db's row sums.  Pass 2, all independent parts: per half
+    of L, g's (L, O) transpose for dW and its KH products; and dx's blocks of
+    output columns (``span_product``).  The arithmetic is that of ``grad_w``,
+    ``span_product`` and ``a.sum(axis=1)`` one op at a time -- the same bits --,
+    with two hand-offs to the pool instead of five.
     Returns (dx (N, C, H, W) batch-last view, dW (O, C, KH, KW), db (O,) or None).
     """
     N, C, H, W = x_shape
@@ -224,7 +251,6 @@ def backward(rows, g, w, x_shape, padding, dx_padding, relu_y2=None, nonzero=Non
     gm4 = gm.reshape(O, OH, OW, N)
     y4 = None if relu_y2 is None else relu_y2.reshape(O, OH, OW, N)
     g_as_x = gm4.transpose(3, 0, 1, 2)                            # (N, O, OH, OW) view
-    rows_dx = workspace.empty(np, rows_shape(g.shape, KW, dx_padding), g.dtype)
     g2t = np.empty((L, O), dtype=g.dtype)
     db = np.empty(O, dtype=g.dtype) if want_db else None
 
@@ -239,7 +265,6 @@ def backward(rows, g, w, x_shape, padding, dx_padding, relu_y2=None, nonzero=Non
             nonzero[s] = channel_nonzero(gm[s])
         if db is not None:
             np.sum(gm[s], axis=1, out=db[s])
-        fill_rows_part(g_as_x, KW, dx_padding, rows_dx, chans)
     run_blocks(first, block_bounds(O, copy_blocks(gm.size)))
 
     dw = GradW(rows, g2t, KH, KW, OW * N)
@@ -250,7 +275,7 @@ def backward(rows, g, w, x_shape, padding, dx_padding, relu_y2=None, nonzero=Non
     def second(p):
         if p[0] == "dx":
             s = slice(*p[1])
-            block_product(rows_dx, wk, s, W * N, dx[:, s])
+            span_product(g_as_x, KW, dx_padding, wk, s, dx[:, s])
         else:                                # one half of L: g's transpose, then its products
             a, b = dw.halves[p[1]]
             g2t[a:b] = gm[:, a:b].T
@@ -258,10 +283,9 @@ def backward(rows, g, w, x_shape, padding, dx_padding, relu_y2=None, nonzero=Non
                 dw.part((kh, p[1]))
     # dW's halves first: the longer parts, so the last ones to finish are short
     run_blocks(second, [("dw", h) for h in range(len(dw.halves))] + [("dx", b) for b in dx_blocks])
-    workspace.give_back(rows_dx)
     return dx.reshape(C, H, W, N).transpose(3, 0, 1, 2), dw.total(), db
 
 
 __all__ = ["ROWS_MIN_K", "applies", "rows_shape", "rows_bytes", "fill_rows", "fill_rows_part",
-           "kernel_rows", "flipped_kernel_rows", "block_product", "grad_w", "GradW",
+           "span_product", "kernel_rows", "flipped_kernel_rows", "block_product", "grad_w", "GradW",
            "channel_nonzero", "backward"]

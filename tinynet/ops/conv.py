@@ -293,7 +293,7 @@ class Conv2D(Function):
             gw = self._grad_w(xp, saved, g2)
         spare = None if self.streamed else saved       # its memory is reused below
         if x_in.requires_grad and self._dx_by_flipped_conv(g.shape):
-            gx = self._dx_flipped(g, spare)
+            gx = self._dx_flipped(g)
         elif x_in.requires_grad and self.stride[1] == 1 and max(PL, PR) < KW:
             gx = self._dx_rows(g, spare)
         elif x_in.requires_grad:
@@ -442,25 +442,22 @@ class Conv2D(Function):
         PT, PB, PL, PR = self.padding
         return (KH - 1 - PT, KH - 1 - PB, KW - 1 - PL, KW - 1 - PR)
 
-    def _dx_flipped(self, g, spare):
+    def _dx_flipped(self, g):
         """dx for stride 1: the convolution of g, padded by KH-1-PT, KH-1-PB rows and
         KW-1-PL, KW-1-PR columns, with the kernel flipped in both directions and its
         channel axes swapped -- computed by the row route like the forward pass
-        (ops/_conv_rows.py).  g's row-patch matrix is carved out of ``spare`` (the
-        forward's, no longer needed) when it fits."""
+        (ops/_conv_rows.py), each block of dx's columns building only the rows of
+        g's row-patch matrix it reads (``span_product``)."""
         O, C, KH, KW = self.w.shape
         N, _, H, W = self.x_shape
         pads = self._dx_padding()
-        (rows,) = _carve(np, spare, g.dtype, _conv_rows.rows_shape(g.shape, KW, pads))
-        _conv_rows.fill_rows(g, KW, pads, rows)
         wk = _conv_rows.flipped_kernel_rows(self.w)                    # (KH, C, O·KW)
         dx = np.empty((C, H * W * N), dtype=g.dtype)
 
         def part(cols):
             s = slice(*cols)
-            _conv_rows.block_product(rows, wk, s, W * N, dx[:, s])
+            _conv_rows.span_product(g, KW, pads, wk, s, dx[:, s])
         run_blocks(part, block_bounds(H * W * N, gemm_blocks(C, KH * O * KW, H * W * N)))
-        workspace.give_back(rows)                 # ignored when it is a view of spare
         return dx.reshape(C, H, W, N).transpose(3, 0, 1, 2)
 
     def _dx_rows(self, g, spare):
