@@ -165,6 +165,29 @@ def test_an_op_that_kept_a_copy_is_not_disturbed():
     np.testing.assert_array_equal(got, conv.weight.grad.numpy())
 
 
+def test_a_conv_on_the_row_route_keeps_x_itself_and_refuses_a_change_of_it():
+    """Stride 1 with a sum C·KW >= ROWS_MIN_K: Conv2D keeps x itself (backward
+    builds dW's rows from it), so changing x after the forward pass is refused --
+    as PyTorch does for its conv, which also keeps its input."""
+    rng = np.random.default_rng(3)
+    conv = nn.Conv2D(16, 2, 3, padding=1).to(dtype="float64")
+    x = tn.tensor(rng.standard_normal((2, 16, 5, 5)))
+    y = conv(x)
+    assert y.creator.route == "rows"
+    loss = y.sum()
+    x.data *= 3.0
+    with pytest.raises(RuntimeError, match=INPLACE + ".*Conv2D"):
+        loss.backward()
+    torch = pytest.importorskip("torch")
+    xt = torch.tensor(rng.standard_normal((2, 16, 5, 5)))
+    ct = torch.nn.Conv2d(16, 2, 3, padding=1).double()
+    lt = ct(xt).sum()
+    with torch.no_grad():
+        xt.mul_(3.0)
+    with pytest.raises(RuntimeError, match="inplace operation"):
+        lt.backward()
+
+
 def test_mark_modified_reports_item_assignment():
     """``t.data[0] = 5`` is invisible to tinynet; mark_modified() makes it visible."""
     x = tn.tensor([1.0, 2.0], requires_grad=True)

@@ -26,15 +26,18 @@ multiplications, a third of the copying for a 3x3 kernel.  Backward:
 (the textbook fact that the input gradient of a stride-1 convolution is a
 "full" convolution of the output gradient with the flipped kernel).
 
-dx never builds g's whole row matrix: each block of dx's columns builds only
-the rows it reads (``span_product``), in the thread's cache-sized scratch,
-just before multiplying them -- a quarter of the matrix plus KH - 1 rows per
-block instead of the whole 4 MB matrix written to memory and read back
-(seed-003's convs).  When both dx and dW are wanted, ``backward`` does all of
-it in two passes over the pool: per block of channels of g, the fused ReLU's
-mask and db; then dW's halves and dx's blocks of columns as one set of parts.
-Each hand-off to the pool costs tens of microseconds of waking a thread on the
-benchmark machine, and each block of g is read while it is in cache.
+The whole row matrix is never built: each block of output columns builds only
+the rows it reads (``rows_span``) in the thread's scratch, just before
+multiplying them -- a quarter of the matrix plus KH - 1 rows per block, in
+cache, instead of a 4 MB matrix (seed-003's convs) written to memory and read
+back -- in forward from x, for dx from g, and for dW (per half of the columns)
+from x again, which the layer keeps instead of the matrix: seed-003's peak
+memory went from 45 to 34 MB.  When both dx and dW are wanted, ``backward``
+does all of it in two passes over the pool: per block of channels of g, the
+fused ReLU's mask and db; then dW's halves and dx's blocks of columns as one
+set of parts.  Each hand-off to the pool costs tens of microseconds of waking
+a thread on the benchmark machine, and each block of g is read while it is in
+cache.
 
 When: CPU, stride 1, and a sum C·KW of at least ``ROWS_MIN_K`` -- with a thin
 sum (the first layer's C = 1) each of the KH products would rewrite the whole
@@ -120,20 +123,27 @@ def fill_rows_part(x, KW, padding, out, chans, prows=None):
             inside[:, :, j0:j1] = xt[c, i0 - PT:i1 - PT, j0 + kw - PL:j1 + kw - PL]
 
 
-def span_product(x, KW, padding, wk, cols, out):
-    """``block_product`` of x's row-patch matrix for the output columns ``cols``,
-    building only the padded rows those columns read -- output rows h0 .. h1 - 1
-    read padded rows h0 .. h1 + KH - 2 -- in the thread's scratch, while they are
-    in cache, instead of the whole matrix beforehand.  The same products on the
-    same values: the same bits as ``block_product`` on the whole matrix."""
+def rows_span(x, KW, padding, KH, cols):
+    """The columns of x's row-patch matrix that the output columns ``cols`` read
+    (for any kh), built in the thread's scratch while they are in cache, instead
+    of the whole matrix beforehand.  Output rows h0 .. h1 - 1 read padded rows
+    h0 .. h1 + KH - 2.  Returns (span, first): output column c at kernel row kh
+    reads span[:, first + (c - cols.start) + kh·OW·N]."""
     N, C, H, W = x.shape
     PT, PB, PL, PR = padding
     row_len = (W + PL + PR - KW + 1) * N                           # OW·N columns a row
-    KH = len(wk)
     h0, h1 = cols.start // row_len, -(-cols.stop // row_len) + KH - 1
     span = thread_scratch((C * KW, (h1 - h0) * row_len), x.dtype, slot=10)
     fill_rows_part(x, KW, padding, span, (0, C), (h0, h1))
-    first = cols.start - h0 * row_len
+    return span, cols.start - h0 * row_len
+
+
+def span_product(x, KW, padding, wk, cols, out):
+    """``block_product`` of x's row-patch matrix for the output columns ``cols``,
+    from its ``rows_span``: the same products on the same values, the same bits
+    as ``block_product`` on the whole matrix."""
+    span, first = rows_span(x, KW, padding, len(wk), cols)
+    row_len = (x.shape[3] + padding[2] + padding[3] - KW + 1) * x.shape[0]
     return block_product(span, wk, slice(first, first + cols.stop - cols.start), row_len, out)
 
 
@@ -164,13 +174,15 @@ def block_product(rows, wk, cols, row_len, out):
     return out
 
 
-def grad_w(rows, g2, KH, KW, row_len):
-    """dW (O, C, KH, KW) from the row-patch matrix (C·KW, H'·OW·N) and g2 (O, L).
+def grad_w(x, g2, KH, KW, padding):
+    """dW (O, C, KH, KW) from the conv's input x (N, C, H, W) and g2 (O, L).
 
-    For each kh, (C·KW, L) @ (L, O) with g2 copied once to a C-contiguous
-    (L, O) (OpenBLAS multiplies that layout 20 % faster than a transposed
-    view).  Parts: every (kh, half of the L columns) -- fixed -- and the two
-    halves' products added in order, the same sum for any thread count."""
+    For each kh, (C·KW, L) @ (L, O) -- x's row-patch matrix, shifted by kh rows,
+    times g2ᵀ -- with g2 copied once to a C-contiguous (L, O) (OpenBLAS
+    multiplies that layout 20 % faster than a transposed view).  Parts: the
+    two halves of the L columns, fixed, each building its rows' span once and
+    doing its KH products; the halves' products are added in order: the same
+    sum for any thread count."""
     O, L = g2.shape
     g2t = np.empty((L, O), dtype=g2.dtype)
 
@@ -178,29 +190,32 @@ def grad_w(rows, g2, KH, KW, row_len):
         s = slice(*cols)
         g2t[s] = g2[:, s].T
     run_blocks(transpose_part, block_bounds(L, copy_blocks(g2.size)))
-    dw = GradW(rows, g2t, KH, KW, row_len)
+    dw = GradW(x, g2t, KH, KW, padding)
     run_blocks(dw.part, dw.parts)
     return dw.total()
 
 
 class GradW:
-    """dW's fixed parts -- the product for (kh, half of L) -- and their ordered sum.
+    """dW's fixed parts -- the KH products of one half of L -- and their ordered sum.
 
-    ``rows`` (C·KW, H'·OW·N), ``g2t`` (L, O) C-contiguous; ``part(p)`` for each p
-    in ``parts`` (in any order, on any thread), then ``total()``."""
+    ``x`` the conv's input (N, C, H, W), ``g2t`` (L, O) C-contiguous; ``part(h)``
+    for each h in ``parts`` (in any order, on any thread), then ``total()``."""
 
-    def __init__(self, rows, g2t, KH, KW, row_len):
+    def __init__(self, x, g2t, KH, KW, padding):
         L, O = g2t.shape
-        self.rows, self.g2t, self.KH, self.KW, self.row_len = rows, g2t, KH, KW, row_len
+        N, C, H, W = x.shape
+        self.x, self.g2t, self.KH, self.KW, self.padding = x, g2t, KH, KW, padding
+        self.row_len = (W + padding[2] + padding[3] - KW + 1) * N
         self.halves = block_bounds(L, 2)
-        self.parts = [(kh, h) for kh in range(KH) for h in range(len(self.halves))]
-        self.partial = np.empty((KH, len(self.halves), rows.shape[0], O), dtype=g2t.dtype)
+        self.parts = list(range(len(self.halves)))
+        self.partial = np.empty((KH, len(self.halves), C * KW, O), dtype=g2t.dtype)
 
-    def part(self, p):
-        kh, h = p
+    def part(self, h):
         a, b = self.halves[h]
-        shift = kh * self.row_len
-        np.matmul(self.rows[:, shift + a:shift + b], self.g2t[a:b], out=self.partial[kh, h])
+        span, first = rows_span(self.x, self.KW, self.padding, self.KH, slice(a, b))
+        for kh in range(self.KH):
+            s = first + kh * self.row_len
+            np.matmul(span[:, s:s + b - a], self.g2t[a:b], out=self.partial[kh, h])
 
     def total(self):
         out = self.partial[:, 0]
@@ -219,12 +234,11 @@ def channel_nonzero(a):
     return (np.bitwise_or.reduce(np.ascontiguousarray(a).view(bits), axis=1) & magnitude) != 0
 
 
-def backward(rows, g, w, x_shape, padding, dx_padding, relu_y2=None, nonzero=None,
-             want_db=True):
+def backward(x, g, w, padding, dx_padding, relu_y2=None, nonzero=None, want_db=True):
     """dx, dW and db of a row-route conv, in two passes over the pool.
 
-    ``rows`` the forward's row-patch matrix, g (N, O, OH, OW) any memory order,
-    w (O, C, KH, KW), x (N, C, H, W) the input's shape, ``dx_padding`` g's
+    x (N, C, H, W) the forward's input, g (N, O, OH, OW) any memory order,
+    w (O, C, KH, KW), ``dx_padding`` g's
     padding for dx as a convolution (ops/conv.py ``_dx_padding``).  With
     ``relu_y2`` (O, L) -- a fused ReLU's output -- g is first multiplied by
     (y > 0); ``nonzero`` (O,) bool, if given, receives which channels of that
@@ -238,7 +252,7 @@ def backward(rows, g, w, x_shape, padding, dx_padding, relu_y2=None, nonzero=Non
     with two hand-offs to the pool instead of five.
     Returns (dx (N, C, H, W) batch-last view, dW (O, C, KH, KW), db (O,) or None).
     """
-    N, C, H, W = x_shape
+    N, C, H, W = x.shape
     O, _, KH, KW = w.shape
     _, _, OH, OW = g.shape
     L = OH * OW * N
@@ -267,7 +281,7 @@ def backward(rows, g, w, x_shape, padding, dx_padding, relu_y2=None, nonzero=Non
             np.sum(gm[s], axis=1, out=db[s])
     run_blocks(first, block_bounds(O, copy_blocks(gm.size)))
 
-    dw = GradW(rows, g2t, KH, KW, OW * N)
+    dw = GradW(x, g2t, KH, KW, padding)
     wk = flipped_kernel_rows(w)                                    # (KH, C, O·KW)
     dx = np.empty((C, H * W * N), dtype=g.dtype)
     dx_blocks = block_bounds(H * W * N, gemm_blocks(C, KH * O * KW, H * W * N))
@@ -279,8 +293,7 @@ def backward(rows, g, w, x_shape, padding, dx_padding, relu_y2=None, nonzero=Non
         else:                                # one half of L: g's transpose, then its products
             a, b = dw.halves[p[1]]
             g2t[a:b] = gm[:, a:b].T
-            for kh in range(KH):
-                dw.part((kh, p[1]))
+            dw.part(p[1])
     # dW's halves first: the longer parts, so the last ones to finish are short
     run_blocks(second, [("dw", h) for h in range(len(dw.halves))] + [("dx", b) for b in dx_blocks])
     return dx.reshape(C, H, W, N).transpose(3, 0, 1, 2), dw.total(), db

@@ -233,23 +233,22 @@ class Conv2D(Function):
             self.saved, self.w, self.x_shape = saved, w, x.shape
             if self.fuse_relu:
                 self.y2 = y2                        # relu'(pre-activation) = (y > 0)
-        elif not self.streamed:
+        elif self.route not in ("streamed", "rows"):     # the padded input / x: not ours
             workspace.give_back(saved)
         return y2.reshape(O, OH, OW, N).transpose(3, 0, 1, 2)          # (N, O, OH, OW)
 
     def _forward_rows(self, x, w, b):
-        """The "rows" route (stride 1): the patches along W only, and KH products per
-        block of output columns, each reading the rows moved down by kh
-        (ops/_conv_rows.py).  Returns y2 (O, L) -- with the bias, and the ReLU when
-        fused --, the row matrix (kept for backward) and the per-block channel maxima
-        for the observer (or None).  The blocks are equal runs of columns, fixed by
-        the shapes: they need not hold whole rows (nothing is pooled in them)."""
+        """The "rows" route (stride 1): KH products per block of output columns, each
+        reading the rows moved down by kh, the block building only the rows of the
+        row-patch matrix it reads (ops/_conv_rows.py ``span_product``).  Returns y2
+        (O, L) -- with the bias, and the ReLU when fused --, what backward needs (x
+        itself: dW rebuilds its spans from it) and the per-block channel maxima for
+        the observer (or None).  The blocks are equal runs of columns, fixed by the
+        shapes: they need not hold whole rows (nothing is pooled in them)."""
         N, C, H, W = x.shape
         O, _, KH, KW = w.shape
         OH, OW = conv_output_size(H, W, KH, KW, self.stride, self.padding)
         L = OH * OW * N
-        rows = workspace.empty(np, _conv_rows.rows_shape(x.shape, KW, self.padding), x.dtype)
-        _conv_rows.fill_rows(x, KW, self.padding, rows)
         wk = _conv_rows.kernel_rows(w)
         y2 = np.empty((O, L), dtype=x.dtype)
         blocks = block_bounds(L, gemm_blocks(O, KH * C * KW, L))
@@ -257,10 +256,10 @@ class Conv2D(Function):
 
         def part(i):
             s = slice(*blocks[i])
-            _conv_rows.block_product(rows, wk, s, OW * N, y2[:, s])
+            _conv_rows.span_product(x, KW, self.padding, wk, s, y2[:, s])
             self._finish_block(b, y2[:, s], maxes, i)
         run_blocks(part, range(len(blocks)))
-        return y2, rows, maxes
+        return y2, x, maxes
 
     def _finish_block(self, b, y2s, maxes, i):
         """Bias, the observer's maxima and the fused ReLU on one block of columns of y2,
@@ -291,7 +290,8 @@ class Conv2D(Function):
         gx = gw = None
         if w_in.requires_grad:
             gw = self._grad_w(xp, saved, g2)
-        spare = None if self.streamed else saved       # its memory is reused below
+        # a patch matrix's memory is reused below (the padded input or x is not ours)
+        spare = None if self.route in ("streamed", "rows") else saved
         if x_in.requires_grad and self._dx_by_flipped_conv(g.shape):
             gx = self._dx_flipped(g)
         elif x_in.requires_grad and self.stride[1] == 1 and max(PL, PR) < KW:
@@ -327,9 +327,8 @@ class Conv2D(Function):
         nonzero = np.empty(O, dtype=bool) if self.fuse_relu and self.observe else None
         want_gb = gb is None and self._wants_bias_grad()
         gx, gw, db = _conv_rows.backward(
-            saved, g, self.w, self.x_shape, self.padding, self._dx_padding(),
+            saved, g, self.w, self.padding, self._dx_padding(),
             relu_y2=self.y2 if self.fuse_relu else None, nonzero=nonzero, want_db=want_gb)
-        workspace.give_back(saved)
         if nonzero is not None:
             self.observe("grad_nonzero", nonzero)
         return (gx, gw) if len(self.inputs) == 2 else (gx, gw, db if gb is None else gb)
@@ -343,9 +342,7 @@ class Conv2D(Function):
         if self.streamed:
             return _pad_batch_last(x, self.padding)
         if self.route == "rows":
-            rows = workspace.empty(xp, _conv_rows.rows_shape(x.shape, KW, self.padding),
-                                   x.dtype)
-            return _conv_rows.fill_rows(x, KW, self.padding, rows)
+            return x
         return im2col(x, KH, KW, self.stride, self.padding, batch_last=True,
                       out=workspace.empty(xp, (C * KH * KW, L), x.dtype))
 
@@ -361,8 +358,7 @@ class Conv2D(Function):
         O, C, KH, KW = w.shape
         K = C * KH * KW
         if self.route == "rows":
-            OW = conv_output_size(*self.x_shape[2:], KH, KW, self.stride, self.padding)[1]
-            return _conv_rows.grad_w(saved, g2, KH, KW, OW * self.x_shape[0])
+            return _conv_rows.grad_w(saved, g2, KH, KW, self.padding)
         if not self.streamed:
             return xp.ascontiguousarray(gemm(saved, g2.T).T).reshape(w.shape)
         N = self.x_shape[0]

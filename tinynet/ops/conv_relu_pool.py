@@ -101,10 +101,10 @@ class Conv2DReLUPool(Conv2D):
         if maxes is not None:
             self.observe("max", maxes.max(axis=0))
         if is_grad_enabled():
-            self.saved = saved      # padded input (streamed), row matrix or patch matrix
+            self.saved = saved      # padded input (streamed), x (rows) or patch matrix
             self.w, self.x_shape, self.y, self.argmax = w, x.shape, y, argmax
             self.conv_hw = (OH, OW)
-        elif not self.streamed:
+        elif self.route not in ("streamed", "rows"):     # the padded input / x: not ours
             workspace.give_back(saved)
         return y.transpose(3, 0, 1, 2)                                  # (N, O, PH, PW)
 
@@ -113,7 +113,7 @@ class Conv2DReLUPool(Conv2D):
         ReLU in each block of columns: the same bits), then its 2x2 max in runs of
         row pairs.  Pooling relu(z) picks the same first maximum as pooling z
         wherever the gradient can flow (see the module docstring)."""
-        y2, rows, maxes = self._forward_rows(x, w, b)
+        y2, saved, maxes = self._forward_rows(x, w, b)
         O, _, _, N = y.shape
         OH, OW = 2 * y.shape[1], 2 * y.shape[2]
         z4 = y2.reshape(O, OH, OW, N)
@@ -124,7 +124,7 @@ class Conv2DReLUPool(Conv2D):
             p = slice(i0 // 2, i1 // 2)
             _pool_block(z4[:, i0:i1], y[:, p], argmax[:, p], None, i)
         run_blocks(part, range(len(runs)))
-        return rows, maxes
+        return saved, maxes
 
     def _forward_chunks_pool(self, x, w, b, y, argmax):
         """The patch-matrix routes: per chunk of whole windows (the very chunks
