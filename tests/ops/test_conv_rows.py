@@ -184,7 +184,7 @@ def w_patches(x, KW, pads):
        pads=st.tuples(*[st.integers(0, 4)] * 4), batch_last=st.booleans(), data=st.data())
 def test_a_span_of_rows_is_the_same_columns_of_the_whole_row_matrix(N, C, O, H, W, KH, KW, pads,
                                                                    batch_last, data):
-    """fill_rows_part over padded rows [h0, h1) is exactly those columns of the
+    """fill_rows over padded rows [h0, h1) is exactly those columns of the
     whole row matrix (by its definition), and span_product (which builds only the
     rows a block reads) gives block_product's bits on the whole matrix for any block."""
     PT, PB, PL, PR = pads
@@ -199,7 +199,7 @@ def test_a_span_of_rows_is_the_same_columns_of_the_whole_row_matrix(N, C, O, H, 
     h0 = data.draw(st.integers(0, Hp - 1))
     h1 = data.draw(st.integers(h0 + 1, Hp))
     span = np.full((C * KW, (h1 - h0) * OW * N), np.nan)
-    _conv_rows.fill_rows_part(x, KW, pads, span, (0, C), (h0, h1))
+    _conv_rows.fill_rows(x, KW, pads, span, prows=(h0, h1))
     np.testing.assert_array_equal(span, whole[:, h0 * OW * N:h1 * OW * N])
 
     wk = _conv_rows.kernel_rows(rng.standard_normal((O, C, KH, KW)))

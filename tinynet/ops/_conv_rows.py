@@ -83,23 +83,13 @@ def applies(x_shape, w_shape, stride):
     return tuple(stride) == (1, 1) and C * KW >= ROWS_MIN_K
 
 
-def fill_rows(x, KW, padding, out):
+def fill_rows(x, KW, padding, out, prows=None):
     """rows[(c, kw), (h, j, n)] = xpad[c, h, j + kw, n] into ``out`` (C·KW, H'·OW·N).
 
     x (N, C, H, W), best batch-last in memory (a conv output is); xpad is x
     padded by ``padding`` = (PT, PB, PL, PR), never built: each kernel column
-    kw copies the block of x it sees and zeroes the rest.  Blocks of channels
-    are filled on the pool."""
-    C = x.shape[1]
-    run_blocks(lambda chans: fill_rows_part(x, KW, padding, out, chans),
-               block_bounds(C, copy_blocks(out.size)))
-    return out
-
-
-def fill_rows_part(x, KW, padding, out, chans, prows=None):
-    """``fill_rows`` for the channels [chans[0], chans[1]) only (one block's work).
-
-    With ``prows`` = (h0, h1), only the padded rows h0 .. h1 - 1: ``out`` is then
+    kw copies the block of x it sees and zeroes the rest.  ``prows`` = (h0, h1):
+    the padded rows h0 .. h1 - 1 only (default all); ``out`` is then
     (C·KW, (h1 - h0)·OW·N), the columns h0·OW·N .. h1·OW·N of the whole matrix."""
     N, C, H, W = x.shape
     PT, PB, PL, PR = padding
@@ -107,20 +97,19 @@ def fill_rows_part(x, KW, padding, out, chans, prows=None):
     h0, h1 = prows if prows is not None else (0, H + PT + PB)
     i0 = min(max(h0, PT), h1)                  # the span's first row holding image data
     i1 = max(i0, min(h1, PT + H))              # .. and one past its last
-    c = slice(*chans)
     xt = x.transpose(1, 2, 3, 0)                                   # (C, H, W, N)
     out5 = out.reshape(C, KW, h1 - h0, OW, N)
-    out5[c, :, :i0 - h0] = 0
-    out5[c, :, i1 - h0:] = 0
+    out5[:, :, :i0 - h0] = 0
+    out5[:, :, i1 - h0:] = 0
     for kw in range(KW):
         # output column j reads input column j + kw - PL
         j0 = min(OW, max(0, PL - kw))
         j1 = max(j0, min(OW, W + PL - kw))
-        inside = out5[c, kw, i0 - h0:i1 - h0]                      # (c, rows, OW, N)
+        inside = out5[:, kw, i0 - h0:i1 - h0]                      # (C, rows, OW, N)
         inside[:, :, :j0] = 0
         inside[:, :, j1:] = 0
         if j1 > j0:
-            inside[:, :, j0:j1] = xt[c, i0 - PT:i1 - PT, j0 + kw - PL:j1 + kw - PL]
+            inside[:, :, j0:j1] = xt[:, i0 - PT:i1 - PT, j0 + kw - PL:j1 + kw - PL]
 
 
 def rows_span(x, KW, padding, KH, cols):
@@ -134,7 +123,7 @@ def rows_span(x, KW, padding, KH, cols):
     row_len = (W + PL + PR - KW + 1) * N                           # OW·N columns a row
     h0, h1 = cols.start // row_len, -(-cols.stop // row_len) + KH - 1
     span = thread_scratch((C * KW, (h1 - h0) * row_len), x.dtype, slot=10)
-    fill_rows_part(x, KW, padding, span, (0, C), (h0, h1))
+    fill_rows(x, KW, padding, span, prows=(h0, h1))
     return span, cols.start - h0 * row_len
 
 
@@ -299,6 +288,6 @@ def backward(x, g, w, padding, dx_padding, relu_y2=None, nonzero=None, want_db=T
     return dx.reshape(C, H, W, N).transpose(3, 0, 1, 2), dw.total(), db
 
 
-__all__ = ["ROWS_MIN_K", "applies", "rows_shape", "rows_bytes", "fill_rows", "fill_rows_part",
+__all__ = ["ROWS_MIN_K", "applies", "rows_shape", "rows_bytes", "fill_rows",
            "span_product", "kernel_rows", "flipped_kernel_rows", "block_product", "grad_w", "GradW",
            "channel_nonzero", "backward"]
