@@ -184,9 +184,10 @@ def w_patches(x, KW, pads):
        pads=st.tuples(*[st.integers(0, 4)] * 4), batch_last=st.booleans(), data=st.data())
 def test_a_span_of_rows_is_the_same_columns_of_the_whole_row_matrix(N, C, O, H, W, KH, KW, pads,
                                                                    batch_last, data):
-    """fill_rows over padded rows [h0, h1) is exactly those columns of the
-    whole row matrix (by its definition), and span_product (which builds only the
-    rows a block reads) gives block_product's bits on the whole matrix for any block."""
+    """fill_rows over padded rows [h0, h1), in either layout, is exactly those
+    columns of the whole row matrix (by its definition), and span_product (which
+    builds only the rows a run of output columns reads) is the convolution on
+    those columns, for any run, against the sum written out from the definition."""
     PT, PB, PL, PR = pads
     Hp, OW = H + PT + PB, W + PL + PR - KW + 1
     if OW < 1 or Hp < KH:
@@ -195,21 +196,28 @@ def test_a_span_of_rows_is_the_same_columns_of_the_whole_row_matrix(N, C, O, H, 
     x = rng.standard_normal((N, C, H, W))
     if batch_last:
         x = np.ascontiguousarray(x.transpose(1, 2, 3, 0)).transpose(3, 0, 1, 2)
-    whole = w_patches(x, KW, pads)
+    whole = w_patches(x, KW, pads)                                 # (C·KW, H'·OW·N)
     h0 = data.draw(st.integers(0, Hp - 1))
     h1 = data.draw(st.integers(h0 + 1, Hp))
+    columns = whole[:, h0 * OW * N:h1 * OW * N]
     span = np.full((C * KW, (h1 - h0) * OW * N), np.nan)
     _conv_rows.fill_rows(x, KW, pads, span, prows=(h0, h1))
-    np.testing.assert_array_equal(span, whole[:, h0 * OW * N:h1 * OW * N])
+    np.testing.assert_array_equal(span, columns)
+    span = np.full((h1 - h0, C * KW, OW * N), np.nan)
+    _conv_rows.fill_rows(x, KW, pads, span, prows=(h0, h1), row_major=True)
+    np.testing.assert_array_equal(span, columns.reshape(C * KW, h1 - h0, OW * N).transpose(1, 0, 2))
 
-    wk = _conv_rows.kernel_rows(rng.standard_normal((O, C, KH, KW)))
-    L = (Hp - KH + 1) * OW * N
-    a = data.draw(st.integers(0, L - 1))
-    cols = slice(a, data.draw(st.integers(a + 1, L)))
-    expected = _conv_rows.block_product(whole, wk, cols, OW * N,
-                                        np.empty((O, cols.stop - cols.start)))
-    got = _conv_rows.span_product(x, KW, pads, wk, cols, np.empty_like(expected))
-    np.testing.assert_array_equal(got, expected)
+    w = rng.standard_normal((O, C, KH, KW))
+    OH = Hp - KH + 1
+    rows3 = whole.reshape(C * KW, Hp, OW * N)
+    # y2[o, (i, j, n)] = sum_{kh, (c, kw)} W[o, c, kh, kw] · rows[(c, kw), (i + kh, j, n)]
+    y2 = sum(np.einsum("ok,kil->oil", w[:, :, kh, :].reshape(O, C * KW), rows3[:, kh:kh + OH])
+             for kh in range(KH)).reshape(O, OH * OW * N)
+    a = data.draw(st.integers(0, OH * OW * N - 1))
+    cols = slice(a, data.draw(st.integers(a + 1, OH * OW * N)))
+    got = _conv_rows.span_product(x, KW, pads, _conv_rows.kernel_matrix(w), cols,
+                                  np.empty((O, cols.stop - cols.start)))
+    np.testing.assert_allclose(got, y2[:, cols], rtol=1e-12, atol=1e-12)
 
 
 @settings(max_examples=40, deadline=None)

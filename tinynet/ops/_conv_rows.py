@@ -83,14 +83,17 @@ def applies(x_shape, w_shape, stride):
     return tuple(stride) == (1, 1) and C * KW >= ROWS_MIN_K
 
 
-def fill_rows(x, KW, padding, out, prows=None):
+def fill_rows(x, KW, padding, out, prows=None, row_major=False):
     """rows[(c, kw), (h, j, n)] = xpad[c, h, j + kw, n] into ``out`` (C·KW, H'·OW·N).
 
     x (N, C, H, W), best batch-last in memory (a conv output is); xpad is x
     padded by ``padding`` = (PT, PB, PL, PR), never built: each kernel column
     kw copies the block of x it sees and zeroes the rest.  ``prows`` = (h0, h1):
     the padded rows h0 .. h1 - 1 only (default all); ``out`` is then
-    (C·KW, (h1 - h0)·OW·N), the columns h0·OW·N .. h1·OW·N of the whole matrix."""
+    (C·KW, (h1 - h0)·OW·N), the columns h0·OW·N .. h1·OW·N of the whole matrix.
+    ``row_major``: ``out`` is (h1 - h0, C·KW, OW·N) instead, padded row first
+    (the same values, rows[:, h, :] = out[h - h0]), so that the KH rows under
+    the kernel are one contiguous (KH·C·KW, OW·N) matrix."""
     N, C, H, W = x.shape
     PT, PB, PL, PR = padding
     OW = W + PL + PR - KW + 1
@@ -98,7 +101,10 @@ def fill_rows(x, KW, padding, out, prows=None):
     i0 = min(max(h0, PT), h1)                  # the span's first row holding image data
     i1 = max(i0, min(h1, PT + H))              # .. and one past its last
     xt = x.transpose(1, 2, 3, 0)                                   # (C, H, W, N)
-    out5 = out.reshape(C, KW, h1 - h0, OW, N)
+    if row_major:
+        out5 = out.reshape(h1 - h0, C, KW, OW, N).transpose(1, 2, 0, 3, 4)
+    else:
+        out5 = out.reshape(C, KW, h1 - h0, OW, N)
     out5[:, :, :i0 - h0] = 0
     out5[:, :, i1 - h0:] = 0
     for kw in range(KW):
@@ -127,40 +133,44 @@ def rows_span(x, KW, padding, KH, cols):
     return span, cols.start - h0 * row_len
 
 
-def span_product(x, KW, padding, wk, cols, out):
-    """``block_product`` of x's row-patch matrix for the output columns ``cols``,
-    from its ``rows_span``: the same products on the same values, the same bits
-    as ``block_product`` on the whole matrix."""
-    span, first = rows_span(x, KW, padding, len(wk), cols)
-    row_len = (x.shape[3] + padding[2] + padding[3] - KW + 1) * x.shape[0]
-    return block_product(span, wk, slice(first, first + cols.stop - cols.start), row_len, out)
+def span_product(x, KW, padding, wcat, cols, out):
+    """out = the conv of x by the kernel matrix ``wcat`` (O, KH·C·KW) for the output
+    columns ``cols`` (any run of (row, column, sample) columns), written into
+    ``out`` (O, its width; any row stride).
 
-
-def kernel_rows(w):
-    """W as KH matrices W_kh (O, C·KW), one C-contiguous (KH, O, C·KW) array."""
-    O, C, KH, KW = w.shape
-    return np.ascontiguousarray(w.transpose(2, 0, 1, 3)).reshape(KH, O, C * KW)
-
-
-def flipped_kernel_rows(w):
-    """The kernel_rows of dx's convolution: W flipped in both directions with its
-    channel axes swapped, (KH, C, O·KW)."""
-    O, C, KH, KW = w.shape
-    return np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(2, 1, 0, 3)).reshape(KH, C, O * KW)
-
-
-def block_product(rows, wk, cols, row_len, out):
-    """out = sum_kh wk[kh] @ rows[:, cols shifted by kh·row_len], summed in kh order.
-
-    ``cols`` a slice of output columns; ``out`` (O, its width), any row stride."""
-    a, b = cols.start, cols.stop
-    np.matmul(wk[0], rows[:, a:b], out=out)
-    if len(wk) > 1:
-        t = thread_scratch(out.shape, out.dtype, slot=4)
-        for kh in range(1, len(wk)):
-            np.matmul(wk[kh], rows[:, a + kh * row_len:b + kh * row_len], out=t)
-            out += t
+    Output row i reads padded rows i .. i + KH - 1 of x: built padded row first
+    (``fill_rows(row_major=True)``) in the thread's scratch, those KH rows are
+    one (KH·C·KW, OW·N) matrix -- a view, no copy -- so each output row (or the
+    part of it in ``cols``) is ONE product, its sum over kh, c and kw in the
+    order of ``wcat``, with nothing to add up afterwards."""
+    N, C, H, W = x.shape
+    PT, PB, PL, PR = padding
+    row_len = (W + PL + PR - KW + 1) * N                           # OW·N columns a row
+    KH = wcat.shape[1] // (C * KW)
+    i0, i1 = cols.start // row_len, -(-cols.stop // row_len)       # output rows touched
+    span = thread_scratch((i1 - i0 + KH - 1, C * KW, row_len), x.dtype, slot=10)
+    fill_rows(x, KW, padding, span, prows=(i0, i1 + KH - 1), row_major=True)
+    for i in range(i0, i1):
+        a = max(cols.start, i * row_len)
+        b = min(cols.stop, (i + 1) * row_len)
+        under_kernel = span[i - i0:i - i0 + KH, :, a - i * row_len:b - i * row_len]
+        np.matmul(wcat, under_kernel.reshape(KH * C * KW, b - a),
+                  out=out[:, a - cols.start:b - cols.start])
     return out
+
+
+def kernel_matrix(w):
+    """W as one (O, KH·C·KW) matrix, columns in (kh, c, kw) order: the order of the
+    KH stacked rows of the row-major row matrix (``span_product``)."""
+    O, C, KH, KW = w.shape
+    return np.ascontiguousarray(w.transpose(0, 2, 1, 3)).reshape(O, KH * C * KW)
+
+
+def flipped_kernel_matrix(w):
+    """The kernel_matrix of dx's convolution: W flipped in both directions with its
+    channel axes swapped, (C, KH·O·KW)."""
+    O, C, KH, KW = w.shape
+    return np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 2, 0, 3)).reshape(C, KH * O * KW)
 
 
 def grad_w(x, g2, KH, KW, padding):
@@ -271,14 +281,14 @@ def backward(x, g, w, padding, dx_padding, relu_y2=None, nonzero=None, want_db=T
     run_blocks(first, block_bounds(O, copy_blocks(gm.size)))
 
     dw = GradW(x, g2t, KH, KW, padding)
-    wk = flipped_kernel_rows(w)                                    # (KH, C, O·KW)
+    wf = flipped_kernel_matrix(w)                                  # (C, KH·O·KW)
     dx = np.empty((C, H * W * N), dtype=g.dtype)
     dx_blocks = block_bounds(H * W * N, gemm_blocks(C, KH * O * KW, H * W * N))
 
     def second(p):
         if p[0] == "dx":
             s = slice(*p[1])
-            span_product(g_as_x, KW, dx_padding, wk, s, dx[:, s])
+            span_product(g_as_x, KW, dx_padding, wf, s, dx[:, s])
         else:                                # one half of L: g's transpose, then its products
             a, b = dw.halves[p[1]]
             g2t[a:b] = gm[:, a:b].T
@@ -289,5 +299,5 @@ def backward(x, g, w, padding, dx_padding, relu_y2=None, nonzero=None, want_db=T
 
 
 __all__ = ["ROWS_MIN_K", "applies", "rows_shape", "rows_bytes", "fill_rows",
-           "span_product", "kernel_rows", "flipped_kernel_rows", "block_product", "grad_w", "GradW",
+           "span_product", "kernel_matrix", "flipped_kernel_matrix", "grad_w", "GradW",
            "channel_nonzero", "backward"]

@@ -249,14 +249,14 @@ class Conv2D(Function):
         O, _, KH, KW = w.shape
         OH, OW = conv_output_size(H, W, KH, KW, self.stride, self.padding)
         L = OH * OW * N
-        wk = _conv_rows.kernel_rows(w)
+        wcat = _conv_rows.kernel_matrix(w)                             # (O, KH·C·KW)
         y2 = np.empty((O, L), dtype=x.dtype)
         blocks = block_bounds(L, gemm_blocks(O, KH * C * KW, L))
         maxes = np.empty((len(blocks), O), dtype=x.dtype) if self.observe else None
 
         def part(i):
             s = slice(*blocks[i])
-            _conv_rows.span_product(x, KW, self.padding, wk, s, y2[:, s])
+            _conv_rows.span_product(x, KW, self.padding, wcat, s, y2[:, s])
             self._finish_block(b, y2[:, s], maxes, i)
         run_blocks(part, range(len(blocks)))
         return y2, x, maxes
@@ -447,12 +447,12 @@ class Conv2D(Function):
         O, C, KH, KW = self.w.shape
         N, _, H, W = self.x_shape
         pads = self._dx_padding()
-        wk = _conv_rows.flipped_kernel_rows(self.w)                    # (KH, C, O·KW)
+        wf = _conv_rows.flipped_kernel_matrix(self.w)                  # (C, KH·O·KW)
         dx = np.empty((C, H * W * N), dtype=g.dtype)
 
         def part(cols):
             s = slice(*cols)
-            _conv_rows.span_product(g, KW, pads, wk, s, dx[:, s])
+            _conv_rows.span_product(g, KW, pads, wf, s, dx[:, s])
         run_blocks(part, block_bounds(H * W * N, gemm_blocks(C, KH * O * KW, H * W * N)))
         return dx.reshape(C, H, W, N).transpose(3, 0, 1, 2)
 
