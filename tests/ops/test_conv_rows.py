@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 import tinynet as tn
 from tinynet.ops import _conv_rows, conv as conv_module
-from tinynet.ops.conv import Conv2D, col2im, conv2d
+from tinynet.ops.conv import Conv2D, col2im, conv2d, im2col
 
 from test_conv import (_second_backward_doubles_the_gradients, case_inputs, conv_cases,
                        conv_reference, expected_pads)
@@ -155,7 +155,7 @@ def test_training_steps_do_not_grow_the_workspace():
        batch_last=st.booleans(), seed=st.integers(0, 2**16))
 def test_fill_rows_is_the_w_patches_of_the_padded_input(N, C, H, W, KW, pads, batch_last,
                                                         seed):
-    """rows[(c, kw), (h, j, n)] = xpad[n, c, h, j + kw], against np.pad, for any
+    """rows[h, (c, kw), (j, n)] = xpad[n, c, h, j + kw], against np.pad, for any
     padding (also wider than the kernel) and any memory order of x."""
     PT, PB, PL, PR = pads
     if W + PL + PR < KW:
@@ -169,25 +169,25 @@ def test_fill_rows_is_the_w_patches_of_the_padded_input(N, C, H, W, KW, pads, ba
 
 
 def w_patches(x, KW, pads):
-    """The row-patch matrix by its definition: rows[(c, kw), (h, j, n)] = xpad[n, c, h, j + kw]."""
+    """The row array by its definition: rows[h, (c, kw), (j, n)] = xpad[n, c, h, j + kw]."""
     N, C, H, W = x.shape
     PT, PB, PL, PR = pads
     xpad = np.pad(x, ((0, 0), (0, 0), (PT, PB), (PL, PR)))
     OW = W + PL + PR - KW + 1
     patches = np.stack([xpad[:, :, :, kw:kw + OW] for kw in range(KW)], axis=2)
-    return patches.transpose(1, 2, 3, 4, 0).reshape(C * KW, -1)        # (c, kw) x (h, j, n)
+    return patches.transpose(3, 1, 2, 4, 0).reshape(H + PT + PB, C * KW, OW * N)
 
 
 @settings(max_examples=60, deadline=None)
 @given(N=st.integers(1, 3), C=st.integers(1, 3), O=st.integers(1, 4), H=st.integers(1, 6),
        W=st.integers(1, 6), KH=st.integers(1, 4), KW=st.integers(1, 4),
        pads=st.tuples(*[st.integers(0, 4)] * 4), batch_last=st.booleans(), data=st.data())
-def test_a_span_of_rows_is_the_same_columns_of_the_whole_row_matrix(N, C, O, H, W, KH, KW, pads,
-                                                                   batch_last, data):
-    """fill_rows over padded rows [h0, h1), in either layout, is exactly those
-    columns of the whole row matrix (by its definition), and span_product (which
-    builds only the rows a run of output columns reads) is the convolution on
-    those columns, for any run, against the sum written out from the definition."""
+def test_a_span_of_rows_and_the_products_under_the_kernel_follow_the_definition(
+        N, C, O, H, W, KH, KW, pads, batch_last, data):
+    """fill_rows over padded rows [h0, h1) is exactly those rows of the whole row
+    array (by its definition); under_kernel gives, for any run of output columns,
+    the patch-matrix columns of those pixels; span_product is the convolution on
+    them -- against im2col's patch matrix and the sum written out."""
     PT, PB, PL, PR = pads
     Hp, OW = H + PT + PB, W + PL + PR - KW + 1
     if OW < 1 or Hp < KH:
@@ -196,28 +196,26 @@ def test_a_span_of_rows_is_the_same_columns_of_the_whole_row_matrix(N, C, O, H, 
     x = rng.standard_normal((N, C, H, W))
     if batch_last:
         x = np.ascontiguousarray(x.transpose(1, 2, 3, 0)).transpose(3, 0, 1, 2)
-    whole = w_patches(x, KW, pads)                                 # (C·KW, H'·OW·N)
     h0 = data.draw(st.integers(0, Hp - 1))
     h1 = data.draw(st.integers(h0 + 1, Hp))
-    columns = whole[:, h0 * OW * N:h1 * OW * N]
-    span = np.full((C * KW, (h1 - h0) * OW * N), np.nan)
-    _conv_rows.fill_rows(x, KW, pads, span, prows=(h0, h1))
-    np.testing.assert_array_equal(span, columns)
     span = np.full((h1 - h0, C * KW, OW * N), np.nan)
-    _conv_rows.fill_rows(x, KW, pads, span, prows=(h0, h1), row_major=True)
-    np.testing.assert_array_equal(span, columns.reshape(C * KW, h1 - h0, OW * N).transpose(1, 0, 2))
+    _conv_rows.fill_rows(x, KW, pads, span, prows=(h0, h1))
+    np.testing.assert_array_equal(span, w_patches(x, KW, pads)[h0:h1])
 
-    w = rng.standard_normal((O, C, KH, KW))
     OH = Hp - KH + 1
-    rows3 = whole.reshape(C * KW, Hp, OW * N)
-    # y2[o, (i, j, n)] = sum_{kh, (c, kw)} W[o, c, kh, kw] · rows[(c, kw), (i + kh, j, n)]
-    y2 = sum(np.einsum("ok,kil->oil", w[:, :, kh, :].reshape(O, C * KW), rows3[:, kh:kh + OH])
-             for kh in range(KH)).reshape(O, OH * OW * N)
+    cols = im2col(x, KH, KW, 1, pads, batch_last=True)          # (C·KH·KW, (i, j, n))
+    kh_first = cols.reshape(C, KH, KW, -1).transpose(1, 0, 2, 3).reshape(C * KH * KW, -1)
     a = data.draw(st.integers(0, OH * OW * N - 1))
-    cols = slice(a, data.draw(st.integers(a + 1, OH * OW * N)))
-    got = _conv_rows.span_product(x, KW, pads, _conv_rows.kernel_matrix(w), cols,
-                                  np.empty((O, cols.stop - cols.start)))
-    np.testing.assert_allclose(got, y2[:, cols], rtol=1e-12, atol=1e-12)
+    run = slice(a, data.draw(st.integers(a + 1, OH * OW * N)))
+    pieces = list(_conv_rows.under_kernel(x, KW, pads, KH, run))
+    assert pieces[0][0] == run.start and pieces[-1][1] == run.stop      # the run, no gaps
+    assert all(p[1] == q[0] for p, q in zip(pieces, pieces[1:]))
+    for r0, r1, m in pieces:
+        np.testing.assert_array_equal(m, kh_first[:, r0:r1])
+    w = rng.standard_normal((O, C, KH, KW))
+    got = _conv_rows.span_product(x, KW, pads, _conv_rows.kernel_matrix(w), run,
+                                  np.empty((O, run.stop - run.start)))
+    np.testing.assert_allclose(got, w.reshape(O, -1) @ cols[:, run], rtol=1e-12, atol=1e-12)
 
 
 @settings(max_examples=40, deadline=None)

@@ -1,4 +1,4 @@
-"""Stride-1 convolution as KH row-shifted matrix products (a CPU route of Conv2D).
+"""Stride-1 convolution, one matrix product per output row (a CPU route of Conv2D).
 
 Notation as in ops/conv.py; here SH = SW = 1 and H' = H + PT + PB, so OH = H' - KH + 1.
 
@@ -6,19 +6,19 @@ For stride 1, kernel row kh of output row i reads padded input row i + kh:
 moving down one output row is moving down one input row.  So instead of the
 whole patch matrix cols (C·KH·KW, L) this route builds only the patches along W,
 
-    rows[(c, kw), (h, j, n)] = xpad[c, h, j + kw, n]          h = 0 .. H' - 1
+    rows[h, (c, kw), (j, n)] = xpad[c, h, j + kw, n]          h = 0 .. H' - 1
 
-a (C·KW, H'·OW·N) matrix, about KH times smaller, whose columns are in the
-batch-last (row, column, sample) order of the output.  Output row i at kernel
-row kh reads the columns of row i + kh, which are the output's columns moved
-right by kh·OW·N; hence for ANY range [a, b) of output columns
+an (H', C·KW, OW·N) array, about KH times smaller than cols, padded row first.
+Output row i reads the KH padded rows i .. i + KH - 1, and those are ONE
+contiguous block rows[i : i + KH] -- a (KH·C·KW, OW·N) matrix without any
+copying, whose row (kh, c, kw) is exactly cols' row for output row i.  So
 
-    y2[:, a:b] = sum_kh  W_kh @ rows[:, a + kh·OW·N : b + kh·OW·N]      W_kh = W[:, :, kh, :] as (O, C·KW)
+    y2[:, row i] = Wm @ rows[i : i + KH].reshape(KH·C·KW, OW·N)      Wm = W as (O, KH·C·KW), (kh, c, kw) order
 
-KH products with a sum of C·KW instead of one with C·KH·KW: the same
-multiplications, a third of the copying for a 3x3 kernel.  Backward:
+one product per output row (any run of its columns likewise), with the full
+sum over kh, c and kw inside the product.  Backward:
 
-    dW[:, :, kh, :] = (rows[:, kh·OW·N : kh·OW·N + L] @ g2ᵀ)ᵀ       (C·KW, O) per kh
+    dW as (KH·C·KW, O) = sum over output rows i of  rows[i : i + KH] @ g2[:, row i]ᵀ
     dx = the same forward, of g, with the kernel flipped and C, O swapped:
          dx[n, c, h, w] = sum_{o, kh, kw} W[o, c, KH-1-kh, KW-1-kw] · gpad[n, o, h + kh, w + kw]
          with gpad = g padded by KH-1-PT, KH-1-PB rows and KW-1-PL, KW-1-PR columns
@@ -26,30 +26,28 @@ multiplications, a third of the copying for a 3x3 kernel.  Backward:
 (the textbook fact that the input gradient of a stride-1 convolution is a
 "full" convolution of the output gradient with the flipped kernel).
 
-The whole row matrix is never built: each block of output columns builds only
-the rows it reads (``rows_span``) in the thread's scratch, just before
-multiplying them -- a quarter of the matrix plus KH - 1 rows per block, in
-cache, instead of a 4 MB matrix (seed-003's convs) written to memory and read
-back -- in forward from x, for dx from g, and for dW (per half of the columns)
-from x again, which the layer keeps instead of the matrix: seed-003's peak
-memory went from 45 to 34 MB.  When both dx and dW are wanted, ``backward``
-does all of it in two passes over the pool: per block of channels of g, the
-fused ReLU's mask and db; then dW's halves and dx's blocks of columns as one
-set of parts.  Each hand-off to the pool costs tens of microseconds of waking
-a thread on the benchmark machine, and each block of g is read while it is in
-cache.
+The whole row array is never built: each block of output columns builds only
+the padded rows it reads (``under_kernel``) in the thread's scratch, just
+before multiplying them -- a quarter of the array plus KH - 1 rows per block,
+in cache, instead of a 4 MB array (seed-003's convs) written to memory and
+read back -- in forward from x, for dx from g, and for dW (per half of the
+columns) from x again, which the layer keeps: seed-003's peak memory went
+from 45 to 34 MB.  When both dx and dW are wanted, ``backward`` does all of
+it in two passes over the pool: per block of channels of g, the fused ReLU's
+mask and db; then dW's halves and dx's blocks of columns as one set of parts.
+Each hand-off to the pool costs tens of microseconds of waking a thread on
+the benchmark machine, and each block of g is read while it is in cache.
 
 When: CPU, stride 1, and a sum C·KW of at least ``ROWS_MIN_K`` -- with a thin
-sum (the first layer's C = 1) each of the KH products would rewrite the whole
-output for a few multiply-adds per element, and one product over the full
-patch matrix is cheaper (ops/conv.py then builds cols as before).  Measured
-on the seed-003 convs (3x3, 32 -> 32, 14x14, batch 50): forward 25 % faster
-on one thread than the full patch matrix.
+sum (the first layer's C = 1) the row array holds too little per product and
+one product over the full patch matrix is cheaper (ops/conv.py then builds
+cols as before).
 
 Determinism: the output is cut into the same fixed blocks of columns for any
-thread count and each block sums its KH products in the order kh = 0, 1, ..;
-dW's parts are fixed (kh, half of the columns) products, the halves added in
-order.  The readable twin of all this is ``conv2d_simple`` in ops/simple.py.
+thread count, each output row's part of a block one product; dW's parts are
+the two fixed halves of the columns, each adding its rows' products in row
+order, and the halves are added in order.  The readable twin of all this is
+``conv2d_simple`` in ops/simple.py.
 """
 import numpy as np
 
@@ -65,16 +63,15 @@ TWO_PASS_BACKWARD = True
 
 
 def rows_shape(x_shape, KW, padding):
-    """(C·KW, H'·OW·N): the shape of the row-patch matrix of an (N, C, H, W) input."""
+    """(H', C·KW, OW·N): the shape of the row array of an (N, C, H, W) input."""
     N, C, H, W = x_shape
     PT, PB, PL, PR = padding
-    return C * KW, (H + PT + PB) * (W + PL + PR - KW + 1) * N
+    return H + PT + PB, C * KW, (W + PL + PR - KW + 1) * N
 
 
 def rows_bytes(x_shape, KW, padding, itemsize):
-    """Bytes of the row-patch matrix of an (N, C, H, W) input."""
-    CK, cols = rows_shape(x_shape, KW, padding)
-    return CK * cols * itemsize
+    """Bytes of the row array of an (N, C, H, W) input."""
+    return int(np.prod(rows_shape(x_shape, KW, padding))) * itemsize
 
 
 def applies(x_shape, w_shape, stride):
@@ -83,28 +80,22 @@ def applies(x_shape, w_shape, stride):
     return tuple(stride) == (1, 1) and C * KW >= ROWS_MIN_K
 
 
-def fill_rows(x, KW, padding, out, prows=None, row_major=False):
-    """rows[(c, kw), (h, j, n)] = xpad[c, h, j + kw, n] into ``out`` (C·KW, H'·OW·N).
+def fill_rows(x, KW, padding, out, prows=None):
+    """rows[h, (c, kw), (j, n)] = xpad[c, h, j + kw, n] into ``out`` (H', C·KW, OW·N).
 
     x (N, C, H, W), best batch-last in memory (a conv output is); xpad is x
     padded by ``padding`` = (PT, PB, PL, PR), never built: each kernel column
     kw copies the block of x it sees and zeroes the rest.  ``prows`` = (h0, h1):
-    the padded rows h0 .. h1 - 1 only (default all); ``out`` is then
-    (C·KW, (h1 - h0)·OW·N), the columns h0·OW·N .. h1·OW·N of the whole matrix.
-    ``row_major``: ``out`` is (h1 - h0, C·KW, OW·N) instead, padded row first
-    (the same values, rows[:, h, :] = out[h - h0]), so that the KH rows under
-    the kernel are one contiguous (KH·C·KW, OW·N) matrix."""
+    the padded rows h0 .. h1 - 1 only (default all), into an ``out`` of
+    h1 - h0 rows."""
     N, C, H, W = x.shape
     PT, PB, PL, PR = padding
     OW = W + PL + PR - KW + 1
     h0, h1 = prows if prows is not None else (0, H + PT + PB)
-    i0 = min(max(h0, PT), h1)                  # the span's first row holding image data
+    i0 = min(max(h0, PT), h1)                  # the first row holding image data
     i1 = max(i0, min(h1, PT + H))              # .. and one past its last
     xt = x.transpose(1, 2, 3, 0)                                   # (C, H, W, N)
-    if row_major:
-        out5 = out.reshape(h1 - h0, C, KW, OW, N).transpose(1, 2, 0, 3, 4)
-    else:
-        out5 = out.reshape(C, KW, h1 - h0, OW, N)
+    out5 = out.reshape(h1 - h0, C, KW, OW, N).transpose(1, 2, 0, 3, 4)   # (C, KW, h, OW, N) view
     out5[:, :, :i0 - h0] = 0
     out5[:, :, i1 - h0:] = 0
     for kw in range(KW):
@@ -118,44 +109,32 @@ def fill_rows(x, KW, padding, out, prows=None, row_major=False):
             inside[:, :, j0:j1] = xt[:, i0 - PT:i1 - PT, j0 + kw - PL:j1 + kw - PL]
 
 
-def rows_span(x, KW, padding, KH, cols):
-    """The columns of x's row-patch matrix that the output columns ``cols`` read
-    (for any kh), built in the thread's scratch while they are in cache, instead
-    of the whole matrix beforehand.  Output rows h0 .. h1 - 1 read padded rows
-    h0 .. h1 + KH - 2.  Returns (span, first): output column c at kernel row kh
-    reads span[:, first + (c - cols.start) + kh·OW·N]."""
+def under_kernel(x, KW, padding, KH, cols):
+    """For each output row that the run of output columns ``cols`` touches:
+    (a, b, m) -- its columns [a, b) within ``cols`` and m, the (KH·C·KW, b - a)
+    matrix of the rows under the kernel (the patch-matrix columns of those
+    output pixels, a view).  The padded rows they read are built once, in the
+    thread's scratch, while they are in cache."""
     N, C, H, W = x.shape
     PT, PB, PL, PR = padding
     row_len = (W + PL + PR - KW + 1) * N                           # OW·N columns a row
-    h0, h1 = cols.start // row_len, -(-cols.stop // row_len) + KH - 1
-    span = thread_scratch((C * KW, (h1 - h0) * row_len), x.dtype, slot=10)
-    fill_rows(x, KW, padding, span, prows=(h0, h1))
-    return span, cols.start - h0 * row_len
-
-
-def span_product(x, KW, padding, wcat, cols, out):
-    """out = the conv of x by the kernel matrix ``wcat`` (O, KH·C·KW) for the output
-    columns ``cols`` (any run of (row, column, sample) columns), written into
-    ``out`` (O, its width; any row stride).
-
-    Output row i reads padded rows i .. i + KH - 1 of x: built padded row first
-    (``fill_rows(row_major=True)``) in the thread's scratch, those KH rows are
-    one (KH·C·KW, OW·N) matrix -- a view, no copy -- so each output row (or the
-    part of it in ``cols``) is ONE product, its sum over kh, c and kw in the
-    order of ``wcat``, with nothing to add up afterwards."""
-    N, C, H, W = x.shape
-    PT, PB, PL, PR = padding
-    row_len = (W + PL + PR - KW + 1) * N                           # OW·N columns a row
-    KH = wcat.shape[1] // (C * KW)
     i0, i1 = cols.start // row_len, -(-cols.stop // row_len)       # output rows touched
     span = thread_scratch((i1 - i0 + KH - 1, C * KW, row_len), x.dtype, slot=10)
-    fill_rows(x, KW, padding, span, prows=(i0, i1 + KH - 1), row_major=True)
+    fill_rows(x, KW, padding, span, prows=(i0, i1 + KH - 1))
     for i in range(i0, i1):
-        a = max(cols.start, i * row_len)
-        b = min(cols.stop, (i + 1) * row_len)
-        under_kernel = span[i - i0:i - i0 + KH, :, a - i * row_len:b - i * row_len]
-        np.matmul(wcat, under_kernel.reshape(KH * C * KW, b - a),
-                  out=out[:, a - cols.start:b - cols.start])
+        a, b = max(cols.start, i * row_len), min(cols.stop, (i + 1) * row_len)
+        m = span[i - i0:i - i0 + KH, :, a - i * row_len:b - i * row_len]
+        yield a, b, m.reshape(KH * C * KW, b - a)                  # a view: strides merge
+
+
+def span_product(x, KW, padding, wm, cols, out):
+    """out = the conv of x by the kernel matrix ``wm`` (O, KH·C·KW) for the output
+    columns ``cols`` (a run of (row, column, sample) columns), into ``out`` (O,
+    its width; any row stride): one product per output row (``under_kernel``),
+    the whole sum over kh, c and kw inside it."""
+    KH = wm.shape[1] // (x.shape[1] * KW)
+    for a, b, m in under_kernel(x, KW, padding, KH, cols):
+        np.matmul(wm, m, out=out[:, a - cols.start:b - cols.start])
     return out
 
 
@@ -176,12 +155,12 @@ def flipped_kernel_matrix(w):
 def grad_w(x, g2, KH, KW, padding):
     """dW (O, C, KH, KW) from the conv's input x (N, C, H, W) and g2 (O, L).
 
-    For each kh, (C·KW, L) @ (L, O) -- x's row-patch matrix, shifted by kh rows,
-    times g2ᵀ -- with g2 copied once to a C-contiguous (L, O) (OpenBLAS
-    multiplies that layout 20 % faster than a transposed view).  Parts: the
-    two halves of the L columns, fixed, each building its rows' span once and
-    doing its KH products; the halves' products are added in order: the same
-    sum for any thread count."""
+    dW as (KH·C·KW, O) = sum over output rows i of (rows under the kernel at
+    row i) @ g2[:, row i]ᵀ, with g2 copied once to a C-contiguous (L, O)
+    (OpenBLAS multiplies that layout 20 % faster than a transposed view).
+    Parts: the two halves of the L columns, fixed, each adding its rows'
+    products in row order; the halves are added in order: the same sum for
+    any thread count."""
     O, L = g2.shape
     g2t = np.empty((L, O), dtype=g2.dtype)
 
@@ -195,7 +174,8 @@ def grad_w(x, g2, KH, KW, padding):
 
 
 class GradW:
-    """dW's fixed parts -- the KH products of one half of L -- and their ordered sum.
+    """dW's fixed parts -- one half of L each, its rows' products added in row
+    order -- and their ordered sum.
 
     ``x`` the conv's input (N, C, H, W), ``g2t`` (L, O) C-contiguous; ``part(h)``
     for each h in ``parts`` (in any order, on any thread), then ``total()``."""
@@ -204,25 +184,27 @@ class GradW:
         L, O = g2t.shape
         N, C, H, W = x.shape
         self.x, self.g2t, self.KH, self.KW, self.padding = x, g2t, KH, KW, padding
-        self.row_len = (W + padding[2] + padding[3] - KW + 1) * N
         self.halves = block_bounds(L, 2)
         self.parts = list(range(len(self.halves)))
-        self.partial = np.empty((KH, len(self.halves), C * KW, O), dtype=g2t.dtype)
+        self.partial = np.empty((len(self.halves), KH * C * KW, O), dtype=g2t.dtype)
 
     def part(self, h):
         a, b = self.halves[h]
-        span, first = rows_span(self.x, self.KW, self.padding, self.KH, slice(a, b))
-        for kh in range(self.KH):
-            s = first + kh * self.row_len
-            np.matmul(span[:, s:s + b - a], self.g2t[a:b], out=self.partial[kh, h])
+        acc = self.partial[h]
+        t = thread_scratch(acc.shape, acc.dtype, slot=4)
+        for k, (r0, r1, m) in enumerate(under_kernel(self.x, self.KW, self.padding, self.KH,
+                                                     slice(a, b))):
+            np.matmul(m, self.g2t[r0:r1], out=acc if k == 0 else t)
+            if k:
+                acc += t
 
     def total(self):
-        out = self.partial[:, 0]
+        out = self.partial[0]
         for h in range(1, len(self.halves)):
-            out += self.partial[:, h]
+            out += self.partial[h]
         KH, KW, O = self.KH, self.KW, out.shape[-1]
-        CK = out.shape[1]
-        return np.ascontiguousarray(out.reshape(KH, CK // KW, KW, O).transpose(3, 1, 0, 2))
+        C = out.shape[0] // (KH * KW)
+        return np.ascontiguousarray(out.reshape(KH, C, KW, O).transpose(3, 1, 0, 2))
 
 
 def channel_nonzero(a):
@@ -245,7 +227,7 @@ def backward(x, g, w, padding, dx_padding, relu_y2=None, nonzero=None, want_db=T
 
     Pass 1, per block of channels of g (each block read once, while in cache):
     the ReLU mask and db's row sums.  Pass 2, all independent parts: per half
-    of L, g's (L, O) transpose for dW and its KH products; and dx's blocks of
+    of L, g's (L, O) transpose for dW and its rows' products; and dx's blocks of
     output columns (``span_product``).  The arithmetic is that of ``grad_w``,
     ``span_product`` and ``a.sum(axis=1)`` one op at a time -- the same bits --,
     with two hand-offs to the pool instead of five.
@@ -298,6 +280,6 @@ def backward(x, g, w, padding, dx_padding, relu_y2=None, nonzero=None, want_db=T
     return dx.reshape(C, H, W, N).transpose(3, 0, 1, 2), dw.total(), db
 
 
-__all__ = ["ROWS_MIN_K", "applies", "rows_shape", "rows_bytes", "fill_rows",
+__all__ = ["ROWS_MIN_K", "applies", "rows_shape", "rows_bytes", "fill_rows", "under_kernel",
            "span_product", "kernel_matrix", "flipped_kernel_matrix", "grad_w", "GradW",
            "channel_nonzero", "backward"]
