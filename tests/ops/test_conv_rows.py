@@ -127,7 +127,24 @@ def test_row_route_is_bit_identical_for_any_thread_count():
     assert all(r == results[0] for r in results[1:])
 
 
-def test_second_backward_rebuilds_the_row_matrix(rows):
+@settings(max_examples=60, deadline=None)
+@given(OH=st.integers(1, 60), OW=st.integers(1, 30), N=st.integers(1, 64), KH=st.integers(1, 5),
+       O=st.integers(1, 64), K=st.integers(1, 600))
+def test_column_blocks_cover_the_output_in_blocks_of_at_least_2_kh_rows(OH, OW, N, KH, O, K):
+    """The blocks run over all output columns in order, no more than gemm_blocks
+    asks for, and (when there are several) each holds at least 2·KH output rows,
+    so that the KH - 1 rows each block rebuilds stay a small share of its work."""
+    from tinynet.ops._parallel import gemm_blocks
+    L = OH * OW * N
+    blocks = _conv_rows.column_blocks(OH, OW, N, KH, O, K)
+    assert blocks[0][0] == 0 and blocks[-1][1] == L
+    assert all(a[1] == b[0] for a, b in zip(blocks, blocks[1:]))
+    assert 1 <= len(blocks) <= gemm_blocks(O, K, L)
+    if len(blocks) > 1:
+        assert min(b - a for a, b in blocks) >= 2 * KH * OW * N
+
+
+def test_second_backward_on_the_row_route_doubles_the_gradients(rows):
     rng = np.random.default_rng(4)
     y = conv2d(tn.tensor(rng.standard_normal((2, 2, 5, 5)), requires_grad=True),
                tn.tensor(rng.standard_normal((2, 2, 3, 3)), requires_grad=True), padding=1)

@@ -249,14 +249,14 @@ class Conv2D(Function):
         O, _, KH, KW = w.shape
         OH, OW = conv_output_size(H, W, KH, KW, self.stride, self.padding)
         L = OH * OW * N
-        wcat = _conv_rows.kernel_matrix(w)                             # (O, KH·C·KW)
+        wm = _conv_rows.kernel_matrix(w)                               # (O, KH·C·KW)
         y2 = np.empty((O, L), dtype=x.dtype)
-        blocks = block_bounds(L, gemm_blocks(O, KH * C * KW, L))
+        blocks = _conv_rows.column_blocks(OH, OW, N, KH, O, KH * C * KW)
         maxes = np.empty((len(blocks), O), dtype=x.dtype) if self.observe else None
 
         def part(i):
             s = slice(*blocks[i])
-            _conv_rows.span_product(x, KW, self.padding, wcat, s, y2[:, s])
+            _conv_rows.span_product(x, KW, self.padding, wm, s, y2[:, s])
             self._finish_block(b, y2[:, s], maxes, i)
         run_blocks(part, range(len(blocks)))
         return y2, x, maxes
@@ -453,7 +453,7 @@ class Conv2D(Function):
         def part(cols):
             s = slice(*cols)
             _conv_rows.span_product(g, KW, pads, wf, s, dx[:, s])
-        run_blocks(part, block_bounds(H * W * N, gemm_blocks(C, KH * O * KW, H * W * N)))
+        run_blocks(part, _conv_rows.column_blocks(H, W, N, KH, C, KH * O * KW))
         return dx.reshape(C, H, W, N).transpose(3, 0, 1, 2)
 
     def _dx_rows(self, g, spare):
