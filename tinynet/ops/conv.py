@@ -121,8 +121,8 @@ class Conv2D(Function):
 
     Backward consumes cols (its memory is reused for dcols, then handed to
     the workspace for the next step); a second backward (retain_graph=True)
-    rebuilds it from x (the row route likewise keeps and rebuilds its row
-    matrix).  A streamed cols (larger than STREAM_MIN_BYTES, CPU)
+    rebuilds it from x (the row route keeps x itself: each block of columns
+    rebuilds the rows it reads, in forward and backward alike).  A streamed cols (larger than STREAM_MIN_BYTES, CPU)
     is never kept: forward saves the padded input and backward rebuilds the
     chunks, summing dW over fixed groups of chunks in a fixed order.
     """
@@ -143,8 +143,8 @@ class Conv2D(Function):
         # to watch a fused pair exactly (see nn/containers.py).
         self.observe = observe if fuse_relu else None
 
-    #: how forward computed (and backward computes): "rows" (stride 1: KH row-shifted
-    #: products, ops/_conv_rows.py), "kept" (the whole patch matrix), "streamed" (the
+    #: how forward computed (and backward computes): "rows" (stride 1: one product per
+    #: output row over the KH input rows under the kernel, ops/_conv_rows.py), "kept" (the whole patch matrix), "streamed" (the
     #: patch matrix in chunks) or "device" (CuPy: the whole patch matrix, one product)
     route = None
 
