@@ -28,11 +28,11 @@ sum over kh, c and kw inside the product.  Backward:
 
 The whole row array is never built: each block of output columns builds only
 the padded rows it reads (``under_kernel``) in the thread's scratch, just
-before multiplying them -- a quarter of the array plus KH - 1 rows per block,
+before multiplying them -- its share of the array plus the KH - 1 rows below,
 in cache, instead of a 4 MB array (seed-003's convs) written to memory and
 read back -- in forward from x, for dx from g, and for dW (per half of the
 columns) from x again, which the layer keeps: seed-003's peak memory went
-from 45 to 34 MB.  When both dx and dW are wanted, ``backward`` does all of
+from 45 to 32-35 MB.  When both dx and dW are wanted, ``backward`` does all of
 it in two passes over the pool: per block of channels of g, the fused ReLU's
 mask and db; then dW's halves and dx's blocks of columns as one set of parts.
 Each hand-off to the pool costs tens of microseconds of waking a thread on
@@ -152,7 +152,7 @@ def span_product(x, KW, padding, wm, cols, out):
 
 def kernel_matrix(w):
     """W as one (O, KH·C·KW) matrix, columns in (kh, c, kw) order: the order of the
-    KH stacked rows of the row-major row matrix (``span_product``)."""
+    KH rows of the row array under the kernel (``under_kernel``)."""
     O, C, KH, KW = w.shape
     return np.ascontiguousarray(w.transpose(0, 2, 1, 3)).reshape(O, KH * C * KW)
 
@@ -194,7 +194,7 @@ class GradW:
 
     def __init__(self, x, g2t, KH, KW, padding):
         L, O = g2t.shape
-        N, C, H, W = x.shape
+        C = x.shape[1]
         self.x, self.g2t, self.KH, self.KW, self.padding = x, g2t, KH, KW, padding
         self.halves = block_bounds(L, 2)
         self.parts = list(range(len(self.halves)))
@@ -231,8 +231,8 @@ def backward(x, g, w, padding, dx_padding, relu_y2=None, nonzero=None, want_db=T
     """dx, dW and db of a row-route conv, in two passes over the pool.
 
     x (N, C, H, W) the forward's input, g (N, O, OH, OW) any memory order,
-    w (O, C, KH, KW), ``dx_padding`` g's
-    padding for dx as a convolution (ops/conv.py ``_dx_padding``).  With
+    w (O, C, KH, KW), ``dx_padding`` g's padding for dx as a convolution
+    (ops/conv.py ``_dx_padding``).  With
     ``relu_y2`` (O, L) -- a fused ReLU's output -- g is first multiplied by
     (y > 0); ``nonzero`` (O,) bool, if given, receives which channels of that
     gradient hold a value != 0.
@@ -293,6 +293,5 @@ def backward(x, g, w, padding, dx_padding, relu_y2=None, nonzero=None, want_db=T
 
 
 __all__ = ["ROWS_MIN_K", "applies", "rows_shape", "rows_bytes", "column_blocks", "fill_rows",
-           "under_kernel",
-           "span_product", "kernel_matrix", "flipped_kernel_matrix", "grad_w", "GradW",
-           "channel_nonzero", "backward"]
+           "under_kernel", "span_product", "kernel_matrix", "flipped_kernel_matrix", "grad_w",
+           "GradW", "channel_nonzero", "backward"]

@@ -155,6 +155,8 @@ class Conv2D(Function):
         N, C, H, W = x_shape
         O, _, KH, KW = w_shape
         OH, OW = conv_output_size(H, W, KH, KW, self.stride, self.padding)
+        # the row array is never built whole, but each block's share of it is built
+        # in its thread's scratch, which the thread keeps between steps: bounded here
         if (_conv_rows.applies(x_shape, w_shape, self.stride)
                 and _conv_rows.rows_bytes(x_shape, KW, self.padding, itemsize)
                 <= STREAM_MIN_BYTES):
@@ -240,7 +242,7 @@ class Conv2D(Function):
     def _forward_rows(self, x, w, b):
         """The "rows" route (stride 1): KH products per block of output columns, each
         reading the rows moved down by kh, the block building only the rows of the
-        row-patch matrix it reads (ops/_conv_rows.py ``span_product``).  Returns y2
+        row array it reads (ops/_conv_rows.py ``span_product``).  Returns y2
         (O, L) -- with the bias, and the ReLU when fused --, what backward needs (x
         itself: dW rebuilds its spans from it) and the per-block channel maxima for
         the observer (or None).  The blocks are equal runs of columns, fixed by the
@@ -423,7 +425,7 @@ class Conv2D(Function):
     def _dx_by_flipped_conv(self, g_shape):
         """True when dx is computed as the row route's forward of g with the flipped
         kernel (``_dx_flipped``): the forward took the row route, g's padding
-        KH-1-PT .. is not negative, and g's row-patch matrix is thick and small enough."""
+        KH-1-PT .. is not negative, and g's row array is thick and small enough."""
         if self.route != "rows":
             return False
         O, C, KH, KW = self.w.shape
@@ -443,7 +445,7 @@ class Conv2D(Function):
         KW-1-PL, KW-1-PR columns, with the kernel flipped in both directions and its
         channel axes swapped -- computed by the row route like the forward pass
         (ops/_conv_rows.py), each block of dx's columns building only the rows of
-        g's row-patch matrix it reads (``span_product``)."""
+        g's row array it reads (``span_product``)."""
         O, C, KH, KW = self.w.shape
         N, _, H, W = self.x_shape
         pads = self._dx_padding()
