@@ -13,8 +13,9 @@ Output row i reads the KH padded rows i .. i + KH - 1, and those are ONE
 contiguous block rows[i : i + KH] -- a (KH·C·KW, OW·N) matrix without any
 copying, whose row (kh, c, kw) is exactly cols' row for output row i.  So
 
-    y2[:, row i] = Wm @ rows[i : i + KH].reshape(KH·C·KW, OW·N)      Wm = W as (O, KH·C·KW), (kh, c, kw) order
+    y2[:, row i] = Wm @ rows[i : i + KH].reshape(KH·C·KW, OW·N)
 
+with Wm = W as one (O, KH·C·KW) matrix, columns in (kh, c, kw) order --
 one product per output row (any run of its columns likewise), with the full
 sum over kh, c and kw inside the product.  Backward:
 
@@ -168,19 +169,10 @@ def grad_w(x, g2, KH, KW, padding):
     """dW (O, C, KH, KW) from the conv's input x (N, C, H, W) and g2 (O, L).
 
     dW as (KH·C·KW, O) = sum over output rows i of (rows under the kernel at
-    row i) @ g2[:, row i]ᵀ, with g2 copied once to a C-contiguous (L, O)
-    (OpenBLAS multiplies that layout 20 % faster than a transposed view).
-    Parts: the two halves of the L columns, fixed, each adding its rows'
-    products in row order; the halves are added in order: the same sum for
-    any thread count."""
-    O, L = g2.shape
-    g2t = np.empty((L, O), dtype=g2.dtype)
-
-    def transpose_part(cols):
-        s = slice(*cols)
-        g2t[s] = g2[:, s].T
-    run_blocks(transpose_part, block_bounds(L, copy_blocks(g2.size)))
-    dw = GradW(x, g2t, KH, KW, padding)
+    row i) @ g2[:, row i]ᵀ.  Parts: the two halves of the L columns, fixed,
+    each adding its rows' products in row order; the halves are added in
+    order: the same sum for any thread count."""
+    dw = GradW(x, g2, KH, KW, padding)
     run_blocks(dw.part, dw.parts)
     return dw.total()
 
@@ -189,19 +181,23 @@ class GradW:
     """dW's fixed parts -- one half of L each, its rows' products added in row
     order -- and their ordered sum.
 
-    ``x`` the conv's input (N, C, H, W), ``g2t`` (L, O) C-contiguous; ``part(h)``
-    for each h in ``parts`` (in any order, on any thread), then ``total()``."""
+    ``x`` the conv's input (N, C, H, W), ``g2`` (O, L); ``part(h)`` for each h
+    in ``parts`` (in any order, on any thread), then ``total()``.  A part first
+    copies its half of g2 transposed, C-contiguous (OpenBLAS multiplies that
+    layout 20 % faster than a transposed view)."""
 
-    def __init__(self, x, g2t, KH, KW, padding):
-        L, O = g2t.shape
+    def __init__(self, x, g2, KH, KW, padding):
+        O, L = g2.shape
         C = x.shape[1]
-        self.x, self.g2t, self.KH, self.KW, self.padding = x, g2t, KH, KW, padding
+        self.x, self.g2, self.KH, self.KW, self.padding = x, g2, KH, KW, padding
+        self.g2t = np.empty((L, O), dtype=g2.dtype)
         self.halves = block_bounds(L, 2)
         self.parts = list(range(len(self.halves)))
-        self.partial = np.empty((len(self.halves), KH * C * KW, O), dtype=g2t.dtype)
+        self.partial = np.empty((len(self.halves), KH * C * KW, O), dtype=g2.dtype)
 
     def part(self, h):
         a, b = self.halves[h]
+        self.g2t[a:b] = self.g2[:, a:b].T
         acc = self.partial[h]
         t = thread_scratch(acc.shape, acc.dtype, slot=4)
         for k, (r0, r1, m) in enumerate(under_kernel(self.x, self.KW, self.padding, self.KH,
@@ -242,7 +238,7 @@ def backward(x, g, w, padding, dx_padding, relu_y2=None, nonzero=None, want_db=T
     of L, g's (L, O) transpose for dW and its rows' products; and dx's blocks of
     output columns (``span_product``).  The arithmetic is that of ``grad_w``,
     ``span_product`` and ``a.sum(axis=1)`` one op at a time -- the same bits --,
-    with two hand-offs to the pool instead of five.
+    with two hand-offs to the pool instead of four.
     Returns (dx (N, C, H, W) batch-last view, dW (O, C, KH, KW), db (O,) or None).
     """
     N, C, H, W = x.shape
@@ -258,7 +254,6 @@ def backward(x, g, w, padding, dx_padding, relu_y2=None, nonzero=None, want_db=T
     gm4 = gm.reshape(O, OH, OW, N)
     y4 = None if relu_y2 is None else relu_y2.reshape(O, OH, OW, N)
     g_as_x = gm4.transpose(3, 0, 1, 2)                            # (N, O, OH, OW) view
-    g2t = np.empty((L, O), dtype=g.dtype)
     db = np.empty(O, dtype=g.dtype) if want_db else None
 
     def first(chans):
@@ -274,7 +269,7 @@ def backward(x, g, w, padding, dx_padding, relu_y2=None, nonzero=None, want_db=T
             np.sum(gm[s], axis=1, out=db[s])
     run_blocks(first, block_bounds(O, copy_blocks(gm.size)))
 
-    dw = GradW(x, g2t, KH, KW, padding)
+    dw = GradW(x, gm, KH, KW, padding)
     wf = flipped_kernel_matrix(w)                                  # (C, KH·O·KW)
     dx = np.empty((C, H * W * N), dtype=g.dtype)
     dx_blocks = column_blocks(H, W, N, KH, C, KH * O * KW)
@@ -284,8 +279,6 @@ def backward(x, g, w, padding, dx_padding, relu_y2=None, nonzero=None, want_db=T
             s = slice(*p[1])
             span_product(g_as_x, KW, dx_padding, wf, s, dx[:, s])
         else:                                # one half of L: g's transpose, then its products
-            a, b = dw.halves[p[1]]
-            g2t[a:b] = gm[:, a:b].T
             dw.part(p[1])
     # dW's halves first: the longer parts, so the last ones to finish are short
     run_blocks(second, [("dw", h) for h in range(len(dw.halves))] + [("dx", b) for b in dx_blocks])

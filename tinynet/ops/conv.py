@@ -122,9 +122,10 @@ class Conv2D(Function):
     Backward consumes cols (its memory is reused for dcols, then handed to
     the workspace for the next step); a second backward (retain_graph=True)
     rebuilds it from x (the row route keeps x itself: each block of columns
-    rebuilds the rows it reads, in forward and backward alike).  A streamed cols (larger than STREAM_MIN_BYTES, CPU)
-    is never kept: forward saves the padded input and backward rebuilds the
-    chunks, summing dW over fixed groups of chunks in a fixed order.
+    builds the rows it reads, in forward and backward alike).  A streamed cols
+    (larger than STREAM_MIN_BYTES, CPU) is never kept: forward saves the padded
+    input and backward rebuilds the chunks, summing dW over fixed groups of
+    chunks in a fixed order.
     """
 
     #: True: the op is conv2d followed by ReLU (nn.Sequential fuses the pair
@@ -144,8 +145,9 @@ class Conv2D(Function):
         self.observe = observe if fuse_relu else None
 
     #: how forward computed (and backward computes): "rows" (stride 1: one product per
-    #: output row over the KH input rows under the kernel, ops/_conv_rows.py), "kept" (the whole patch matrix), "streamed" (the
-    #: patch matrix in chunks) or "device" (CuPy: the whole patch matrix, one product)
+    #: output row over the KH input rows under the kernel, ops/_conv_rows.py), "kept"
+    #: (the whole patch matrix), "streamed" (the patch matrix in chunks) or "device"
+    #: (CuPy: the whole patch matrix, one product)
     route = None
 
     def choose_route(self, xp, x_shape, w_shape, itemsize):
@@ -240,9 +242,9 @@ class Conv2D(Function):
         return y2.reshape(O, OH, OW, N).transpose(3, 0, 1, 2)          # (N, O, OH, OW)
 
     def _forward_rows(self, x, w, b):
-        """The "rows" route (stride 1): KH products per block of output columns, each
-        reading the rows moved down by kh, the block building only the rows of the
-        row array it reads (ops/_conv_rows.py ``span_product``).  Returns y2
+        """The "rows" route (stride 1): per block of output columns, one product per
+        output row over the KH input rows under the kernel, the block building only
+        the rows of the row array it reads (ops/_conv_rows.py ``span_product``).  Returns y2
         (O, L) -- with the bias, and the ReLU when fused --, what backward needs (x
         itself: dW rebuilds its spans from it) and the per-block channel maxima for
         the observer (or None).  The blocks are equal runs of columns, fixed by the
@@ -321,7 +323,7 @@ class Conv2D(Function):
         """dx, dW (and db) on the row route, in two passes over the pool
         (ops/_conv_rows.py ``backward``): the same arithmetic as the op-by-op
         path below -- ReLU mask, ``_grad_w``, ``_dx_flipped``, ``row_sums`` --
-        bit for bit, with g read once and two hand-offs to the pool instead of six."""
+        bit for bit, with g read once and two hand-offs to the pool instead of four."""
         O = self.w.shape[0]
         saved, self.saved = self.saved, None           # consumed here
         if saved is None:                              # a second backward (retain_graph)
