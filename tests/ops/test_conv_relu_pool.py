@@ -15,15 +15,20 @@ import tinynet.nn.functional as F
 from tinynet.ops import _conv_rows, _im2col, conv as conv_module
 from tinynet.ops.conv_relu_pool import Conv2DReLUPool, conv2d_relu_maxpool
 
+from test_conv_rows import finest_tiles
+
 SETTINGS = settings(max_examples=30, deadline=None,
                     suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
-@pytest.fixture(params=["kept", "rows", "streamed-parts-of-rows", "streamed-rows"])
+@pytest.fixture(params=["kept", "rows", "rows-finest-tiles", "streamed-parts-of-rows",
+                        "streamed-rows"])
 def route(request, monkeypatch):
-    if request.param == "rows":           # the stride-1 row route on these small shapes
+    if request.param.startswith("rows"):  # the stride-1 row route on these small shapes
         monkeypatch.setattr(_conv_rows, "ROWS_MIN_K", 1)
-    elif request.param != "kept":
+        if request.param == "rows-finest-tiles":  # pooled: row pairs; conv alone: single rows
+            monkeypatch.setattr(_conv_rows, "tiles", finest_tiles)
+    elif request.param.startswith("streamed"):
         monkeypatch.setattr(conv_module, "STREAM_MIN_BYTES", 0)
         monkeypatch.setattr(_im2col, "CHUNK_BYTES",
                             64 if request.param.endswith("parts-of-rows") else 4000)
@@ -78,17 +83,18 @@ def test_the_same_bits_as_conv_relu_pool_one_by_one(c, route):
         return
     arrays = _arrays(c, np.float32)
     kw = dict(stride=c["stride"], padding=c["padding"])
-    y = conv2d_relu_maxpool(*[tn.tensor(a) for a in arrays], **kw)
+    y = conv2d_relu_maxpool(*[tn.tensor(a, requires_grad=True) for a in arrays], **kw)
     if type(y.creator) is Conv2DReLUPool:   # the route the fixture asked for really runs
         stride_1 = c["stride"] in (1, (1, 1))
-        expected = {"kept": "kept", "rows": "rows" if stride_1 else "kept"}.get(route,
-                                                                                 "streamed")
+        expected = {"kept": "kept", "rows": "rows" if stride_1 else "kept",
+                    "rows-finest-tiles": "rows" if stride_1 else "kept"}.get(route, "streamed")
         assert y.creator.route == expected
     _, fused = _run(lambda *t: conv2d_relu_maxpool(*t, **kw), arrays, c["seed"])
     _, plain = _run(lambda *t: F.max_pool2d(F.relu(F.conv2d(*t, **kw)), 2), arrays, c["seed"])
     for a, b in zip(fused, plain):
-        # both routes cut the output pixels into the same chunks (ops/_im2col.py), so
-        # every matrix product is the same call: the same bits on any BLAS
+        # both routes cut the output pixels into the same chunks (ops/_im2col.py) or
+        # the same column bands of tiles (ops/_conv_rows.py), so every matrix product
+        # is the same call: the same bits on any BLAS
         assert a.shape == b.shape and a.tobytes() == b.tobytes()
 
 
@@ -146,3 +152,33 @@ def test_any_thread_count_gives_the_same_bits(monkeypatch):
     finally:
         tn.set_num_threads(before)
     assert out[0] == out[1] == out[2]
+
+
+def test_seed001_second_conv_fused_is_the_three_ops_bit_for_bit():
+    """The seed-001 second conv as the benchmark runs it (no monkeypatching): the
+    fused op pools tiles of row pairs (8 + 6 rows), the conv alone cuts its tiles
+    in 7 + 7 rows -- the same column bands, so the same products: the same bits,
+    forward and backward, at 1 and 2 threads."""
+    rng = np.random.default_rng(5)
+    arrays = [rng.standard_normal((128, 32, 14, 14)).astype(np.float32),
+              (rng.standard_normal((64, 32, 5, 5)) * 0.05).astype(np.float32),
+              (rng.standard_normal(64) * 0.1).astype(np.float32)]
+    fused_tiles = _conv_rows.tiles(14, 14, 128, 5, 32 * 5, 4, pooled=True)
+    plain_tiles = _conv_rows.tiles(14, 14, 128, 5, 32 * 5, 4)
+    assert sorted({t[:2] for t in fused_tiles}) != sorted({t[:2] for t in plain_tiles})
+    before = tn.get_num_threads()
+    results = []
+    try:
+        for threads in (1, 2):
+            tn.set_num_threads(threads)
+            y = conv2d_relu_maxpool(*[tn.tensor(a, requires_grad=True) for a in arrays],
+                                    padding="same")
+            assert type(y.creator) is Conv2DReLUPool and y.creator.route == "rows"
+            _, fused = _run(lambda *t: conv2d_relu_maxpool(*t, padding="same"), arrays, 6)
+            _, plain = _run(lambda *t: F.max_pool2d(F.relu(F.conv2d(*t, padding="same")), 2),
+                            arrays, 6)
+            results.append([a.tobytes() for a in fused])
+            assert results[-1] == [a.tobytes() for a in plain]
+    finally:
+        tn.set_num_threads(before)
+    assert results[0] == results[1]

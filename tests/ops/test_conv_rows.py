@@ -20,9 +20,20 @@ SETTINGS = settings(max_examples=60, deadline=None,
                     suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
-@pytest.fixture
-def rows(monkeypatch):
+def finest_tiles(OH, OW, N, KH, CKW, itemsize, pooled=False):
+    """The finest grid of tiles a row-route op may be given: one row (a row pair
+    when pooled) by one column pair each -- every consumer of ``tiles`` must give
+    the same result on any grid."""
+    unit = 2 if pooled else 1
+    return [(i, min(i + unit, OH), j, min(j + 2, OW))
+            for i in range(0, OH, unit) for j in range(0, OW, 2)]
+
+
+@pytest.fixture(params=["tiles as chosen", "finest tiles"])
+def rows(request, monkeypatch):
     monkeypatch.setattr(_conv_rows, "ROWS_MIN_K", 1)
+    if request.param == "finest tiles":
+        monkeypatch.setattr(_conv_rows, "tiles", finest_tiles)
 
 
 @SETTINGS
@@ -82,7 +93,7 @@ def _seed003_conv(N=50):
 def test_the_route_follows_the_shapes():
     """Without any monkeypatching: a 32 -> 32 3x3 conv at stride 1 takes the row
     route, a one-channel first layer or a stride of 2 the whole patch matrix,
-    a row matrix beyond STREAM_MIN_BYTES the streamed route; CuPy arrays never
+    tiles whose span stays beyond TILE_SPAN_BYTES the streamed route; CuPy arrays never
     take a CPU route."""
     op = Conv2D((1, 1), (1, 1, 1, 1))
     assert op.choose_route(np, (50, 32, 14, 14), (32, 32, 3, 3), 4) == "rows"
@@ -127,21 +138,43 @@ def test_row_route_is_bit_identical_for_any_thread_count():
     assert all(r == results[0] for r in results[1:])
 
 
-@settings(max_examples=60, deadline=None)
-@given(OH=st.integers(1, 60), OW=st.integers(1, 30), N=st.integers(1, 64), KH=st.integers(1, 5),
-       O=st.integers(1, 64), K=st.integers(1, 600))
-def test_column_blocks_cover_the_output_in_blocks_of_at_least_2_kh_rows(OH, OW, N, KH, O, K):
-    """The blocks run over all output columns in order, no more than gemm_blocks
-    asks for, and (when there are several) each holds at least 2·KH output rows,
-    so that the KH - 1 rows each block rebuilds stay a small share of its work."""
-    from tinynet.ops._parallel import gemm_blocks
-    L = OH * OW * N
-    blocks = _conv_rows.column_blocks(OH, OW, N, KH, O, K)
-    assert blocks[0][0] == 0 and blocks[-1][1] == L
-    assert all(a[1] == b[0] for a, b in zip(blocks, blocks[1:]))
-    assert 1 <= len(blocks) <= gemm_blocks(O, K, L)
-    if len(blocks) > 1:
-        assert min(b - a for a, b in blocks) >= 2 * KH * OW * N
+@settings(max_examples=200, deadline=None)
+@given(OH=st.integers(1, 60), OW=st.integers(1, 40), N=st.integers(1, 600), KH=st.integers(1, 7),
+       CKW=st.integers(1, 800), itemsize=st.sampled_from([4, 8]), pooled=st.booleans())
+def test_tiles_cover_the_output_once_within_the_span_bound(OH, OW, N, KH, CKW, itemsize,
+                                                           pooled):
+    """Every output pixel is in exactly one tile of a grid; column bounds are even
+    (and row bounds too when pooled: whole 2x2 windows) except at the last column
+    / row; a tile's span stays within TILE_SPAN_BYTES unless its row band is
+    already as thin as it can be; the tiles are an even number or at least
+    MIN_TILES where the output has room for bands of KH rows; longer bands come
+    first; and
+    pooled or not, the column bands -- and so every row's product -- are the same."""
+    tiles = _conv_rows.tiles(OH, OW, N, KH, CKW, itemsize, pooled=pooled)
+    seen = np.zeros((OH, OW), dtype=int)
+    thinnest = 2 if pooled else 1
+    for i0, i1, j0, j1 in tiles:
+        assert 0 <= i0 < i1 <= OH and 0 <= j0 < j1 <= OW
+        assert j0 % 2 == 0 and (j1 % 2 == 0 or j1 == OW)
+        if pooled:
+            assert i0 % 2 == 0 and (i1 % 2 == 0 or i1 == OH)
+        seen[i0:i1, j0:j1] += 1
+        span = (i1 - i0 + KH - 1) * CKW * (j1 - j0) * N * itemsize
+        assert span <= _conv_rows.TILE_SPAN_BYTES or i1 - i0 <= thinnest
+    assert (seen == 1).all()
+    assert _conv_rows.tile_span_bytes(tiles, N, KH, CKW, itemsize) == max(
+        (i1 - i0 + KH - 1) * CKW * (j1 - j0) * N * itemsize for i0, i1, j0, j1 in tiles)
+    row_bands = sorted({(i0, i1) for i0, i1, _, _ in tiles})
+    col_bands = sorted({(j0, j1) for _, _, j0, j1 in tiles})
+    assert len(tiles) == len(row_bands) * len(col_bands)        # a grid
+    assert tiles == [(a, b, c, d) for a, b in row_bands for c, d in col_bands]
+    for bands in (row_bands, col_bands):
+        sizes = [b - a for a, b in bands]
+        assert all(s >= t for s, t in zip(sizes[:-2], sizes[1:-1]))    # the last may be cut
+    other = _conv_rows.tiles(OH, OW, N, KH, CKW, itemsize, pooled=not pooled)
+    assert sorted({t[2:] for t in other}) == col_bands
+    if len(tiles) % 2 and len(tiles) < _conv_rows.MIN_TILES:     # no room for another band
+        assert len(row_bands) >= min(OH // KH, -(-OH // 2) if pooled else OH)
 
 
 def test_second_backward_on_the_row_route_doubles_the_gradients(rows):
@@ -199,12 +232,13 @@ def w_patches(x, KW, pads):
 @given(N=st.integers(1, 3), C=st.integers(1, 3), O=st.integers(1, 4), H=st.integers(1, 6),
        W=st.integers(1, 6), KH=st.integers(1, 4), KW=st.integers(1, 4),
        pads=st.tuples(*[st.integers(0, 4)] * 4), batch_last=st.booleans(), data=st.data())
-def test_a_span_of_rows_and_the_products_under_the_kernel_follow_the_definition(
+def test_a_tile_of_rows_and_the_products_under_the_kernel_follow_the_definition(
         N, C, O, H, W, KH, KW, pads, batch_last, data):
-    """fill_rows over padded rows [h0, h1) is exactly those rows of the whole row
-    array (by its definition); under_kernel gives, for any run of output columns,
-    the patch-matrix columns of those pixels; span_product is the convolution on
-    them -- against im2col's patch matrix and the sum written out."""
+    """fill_rows over padded rows [h0, h1) and output columns [c0, c1) is exactly
+    that part of the whole row array (by its definition); under_kernel gives, for
+    any tile of the output, the patch-matrix columns of its pixels; span_product
+    is the convolution on them -- against im2col's patch matrix and the sum
+    written out."""
     PT, PB, PL, PR = pads
     Hp, OW = H + PT + PB, W + PL + PR - KW + 1
     if OW < 1 or Hp < KH:
@@ -215,24 +249,33 @@ def test_a_span_of_rows_and_the_products_under_the_kernel_follow_the_definition(
         x = np.ascontiguousarray(x.transpose(1, 2, 3, 0)).transpose(3, 0, 1, 2)
     h0 = data.draw(st.integers(0, Hp - 1))
     h1 = data.draw(st.integers(h0 + 1, Hp))
-    span = np.full((h1 - h0, C * KW, OW * N), np.nan)
-    _conv_rows.fill_rows(x, KW, pads, span, prows=(h0, h1))
-    np.testing.assert_array_equal(span, w_patches(x, KW, pads)[h0:h1])
+    c0 = data.draw(st.integers(0, OW - 1))
+    c1 = data.draw(st.integers(c0 + 1, OW))
+    span = np.full((h1 - h0, C * KW, (c1 - c0) * N), np.nan)
+    _conv_rows.fill_rows(x, KW, pads, span, prows=(h0, h1), pcols=(c0, c1))
+    whole = w_patches(x, KW, pads).reshape(Hp, C * KW, OW, N)
+    np.testing.assert_array_equal(span, whole[h0:h1, :, c0:c1].reshape(span.shape))
 
     OH = Hp - KH + 1
     cols = im2col(x, KH, KW, 1, pads, batch_last=True)          # (C·KH·KW, (i, j, n))
     kh_first = cols.reshape(C, KH, KW, -1).transpose(1, 0, 2, 3).reshape(C * KH * KW, -1)
-    a = data.draw(st.integers(0, OH * OW * N - 1))
-    run = slice(a, data.draw(st.integers(a + 1, OH * OW * N)))
-    pieces = list(_conv_rows.under_kernel(x, KW, pads, KH, run))
-    assert pieces[0][0] == run.start and pieces[-1][1] == run.stop      # the run, no gaps
-    assert all(p[1] == q[0] for p, q in zip(pieces, pieces[1:]))
-    for r0, r1, m in pieces:
-        np.testing.assert_array_equal(m, kh_first[:, r0:r1])
+    i0 = data.draw(st.integers(0, OH - 1))
+    tile = (i0, data.draw(st.integers(i0 + 1, OH)), c0, c1)
+    pieces = list(_conv_rows.under_kernel(x, KW, pads, KH, tile))
+    assert [i for i, _ in pieces] == list(range(tile[0], tile[1]))      # every row, in order
+    for i, m in pieces:
+        np.testing.assert_array_equal(m, kh_first[:, (i * OW + c0) * N:(i * OW + c1) * N])
     w = rng.standard_normal((O, C, KH, KW))
-    got = _conv_rows.span_product(x, KW, pads, _conv_rows.kernel_matrix(w), run,
-                                  np.empty((O, run.stop - run.start)))
-    np.testing.assert_allclose(got, w.reshape(O, -1) @ cols[:, run], rtol=1e-12, atol=1e-12)
+    out = np.full((O, OH, OW * N), np.nan)
+    region = _conv_rows.tile_region(out, tile, N)
+    got = _conv_rows.span_product(x, KW, pads, _conv_rows.kernel_matrix(w), tile, region)
+    assert got is region
+    expected = (w.reshape(O, -1) @ cols).reshape(O, OH, OW * N)
+    np.testing.assert_allclose(got, _conv_rows.tile_region(expected, tile, N),
+                               rtol=1e-12, atol=1e-12)
+    outside = np.ones(out.shape, dtype=bool)
+    outside[:, tile[0]:tile[1], c0 * N:c1 * N] = False
+    assert np.isnan(out[outside]).all()                          # nothing else written
 
 
 @settings(max_examples=40, deadline=None)
@@ -240,9 +283,9 @@ def test_a_span_of_rows_and_the_products_under_the_kernel_follow_the_definition(
        W=st.integers(3, 7), KH=st.integers(1, 3), KW=st.integers(1, 3),
        pad_parts=st.tuples(*[st.integers(0, 2)] * 4),
        fuse_relu=st.booleans(), observe=st.booleans(), bias=st.booleans(),
-       batch_last_g=st.booleans(), seed=st.integers(0, 2**16))
+       batch_last_g=st.booleans(), finest=st.booleans(), seed=st.integers(0, 2**16))
 def test_two_pass_backward_is_the_op_by_op_backward_bit_for_bit(
-        N, C, O, H, W, KH, KW, pad_parts, fuse_relu, observe, bias, batch_last_g, seed):
+        N, C, O, H, W, KH, KW, pad_parts, fuse_relu, observe, bias, batch_last_g, finest, seed):
     """Backward on the row route in two passes over the pool (_conv_rows.backward)
     gives exactly the bits of the op-by-op path -- ReLU mask, dW, dx by the flipped
     kernel, db -- and the same per-channel "gradient nonzero" the Recorder sees."""
@@ -266,6 +309,8 @@ def test_two_pass_backward_is_the_op_by_op_backward_bit_for_bit(
         with pytest.MonkeyPatch.context() as mp:
             mp.setattr(_conv_rows, "ROWS_MIN_K", 1)
             mp.setattr(_conv_rows, "TWO_PASS_BACKWARD", two_pass)
+            if finest:
+                mp.setattr(_conv_rows, "tiles", finest_tiles)
             op(*ts)
             assert op.route == "rows" and op._dx_by_flipped_conv(g.shape)
             grads = op.backward(g)

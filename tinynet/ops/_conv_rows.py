@@ -16,7 +16,7 @@ copying, whose row (kh, c, kw) is exactly cols' row for output row i.  So
     y2[:, row i] = Wm @ rows[i : i + KH].reshape(KH·C·KW, OW·N)
 
 with Wm = W as one (O, KH·C·KW) matrix, columns in (kh, c, kw) order --
-one product per output row (any run of its columns likewise), with the full
+one product per output row (any band of its columns likewise), with the full
 sum over kh, c and kw inside the product.  Backward:
 
     dW as (KH·C·KW, O) = sum over output rows i of  rows[i : i + KH] @ g2[:, row i]ᵀ
@@ -27,33 +27,36 @@ sum over kh, c and kw inside the product.  Backward:
 (the textbook fact that the input gradient of a stride-1 convolution is a
 "full" convolution of the output gradient with the flipped kernel).
 
-The whole row array is never built: each block of output columns builds only
-the padded rows it reads (``under_kernel``) in the thread's scratch, just
-before multiplying them -- its share of the array plus the KH - 1 rows below,
-in cache, instead of a 4 MB array (seed-003's convs) written to memory and
-read back -- in forward from x, for dx from g, and for dW (per half of the
-columns) from x again, which the layer keeps: seed-003's peak memory went
-from 45 to 32-35 MB.  When both dx and dW are wanted, ``backward`` does all of
-it in two passes over the pool: per block of channels of g, the fused ReLU's
-mask and db; then dW's halves and dx's blocks of columns as one set of parts.
-Each hand-off to the pool costs tens of microseconds of waking a thread on
-the benchmark machine, and each block of g is read while it is in cache.
+The whole row array is never built.  The output grid is cut into tiles
+(``tiles``): bands of whole column pairs, as wide as keep one product's
+right-hand side in the core's L2 cache, times a few bands of rows.  A tile
+builds only its part of the row array -- its rows plus the KH - 1 below, its
+columns only, about KW values per input value where the patch matrix takes
+KH·KW -- in the thread's scratch, right before multiplying it
+(``under_kernel``, ``span_product``): in forward from x, for dx from g, and
+for dW from x again, which the layer keeps (no 4 MB array per conv written to
+memory and read back: seed-003's peak memory went from 45 to 32-35 MB).  The
+fused max pool (ops/conv_relu_pool.py) pools each tile while it is in cache.
+When both dx and dW are wanted, ``backward`` does all of it in two passes
+over the pool: per block of channels of g, the fused ReLU's mask and db; then
+dW's tiles and dx's tiles as one set of parts.  Each hand-off to the pool
+costs tens of microseconds of waking a thread on the benchmark machine, and
+each block of g is read while it is in cache.
 
 When: CPU, stride 1, and a sum C·KW of at least ``ROWS_MIN_K`` -- with a thin
 sum (the first layer's C = 1) the row array holds too little per product and
 one product over the full patch matrix is cheaper (ops/conv.py then builds
 cols as before).
 
-Determinism: the output is cut into the same fixed blocks of columns for any
-thread count, each output row's part of a block one product; dW's parts are
-the two fixed halves of the columns, each adding its rows' products in row
-order, and the halves are added in order.  The readable twin of all this is
-``conv2d_simple`` in ops/simple.py.
+Determinism: the tiles depend on the shapes alone, each output row's part of a
+tile one product; dW's parts are the tiles, each adding its rows' products
+in row order, and the tiles' sums are added in tile order.  The readable
+twin of all this is ``conv2d_simple`` in ops/simple.py.
 """
 import numpy as np
 
 from tinynet.ops._im2col import thread_scratch
-from tinynet.ops._parallel import block_bounds, copy_blocks, gemm_blocks, run_blocks
+from tinynet.ops._parallel import block_bounds, copy_blocks, run_blocks
 
 #: The smallest sum C·KW for which the row route is used (see the module docstring).
 ROWS_MIN_K = 32
@@ -81,74 +84,141 @@ def applies(x_shape, w_shape, stride):
     return tuple(stride) == (1, 1) and C * KW >= ROWS_MIN_K
 
 
-def column_blocks(OH, OW, N, KH, O, K):
-    """The fixed blocks of output columns [(a, b)] a row-route product (O, K) @
-    (K, OH·OW·N) is cut into: ``gemm_blocks``' count, but each block at least
-    2·KH output rows.  A block builds the KH - 1 padded rows below its own
-    that the next block also builds; smaller blocks rebuild a larger share
-    (seed-003's 14 rows in 4 blocks: 57 % more rows built than in one, in 2
-    blocks 29 %), and measured on 2 threads the step took 8 % longer with 4
-    blocks than with 2.  Shapes only: the same blocks for any thread count."""
-    L = OH * OW * N
-    return block_bounds(L, max(1, min(gemm_blocks(O, K, L), OH // (2 * KH))))
+#: Bytes of the right-hand side of one of a tile's products, (KH·C·KW, columns):
+#: columns are added to a tile, in whole column pairs, while it stays within the
+#: core's L2 cache (1 MiB per core on the benchmark machine), where it was just
+#: built.  Seed-001's second conv (a sum of 800): 2 columns of 128 samples, the
+#: forward 13 % and dW 12 % faster than the streamed patch matrix in 512-column
+#: chunks, which writes 25 values per input value where a tile writes about KW;
+#: seed-003's convs (a sum of 288, 50 samples): the whole width of 14 columns.
+TILE_ROW_BYTES = 1 << 20
+
+#: Row bands are added while the tiles are an odd number below this (and the
+#: bands stay at least KH rows high): an even number of tiles shares out evenly
+#: over 2 threads (seed-001's second conv, 7 column bands: one row band -> 7
+#: tiles, two -> 14: the step 3 % faster).
+MIN_TILES = 8
+
+#: A tile's span -- the padded rows it builds in its thread's scratch, which the
+#: thread keeps -- is held under this by cutting more row bands; shapes whose
+#: thinnest tiles still need more take the streamed route (ops/conv.py).
+TILE_SPAN_BYTES = 4 << 20
 
 
-def fill_rows(x, KW, padding, out, prows=None):
+def _bands(n, pieces, pairs=True):
+    """[(a, b)] cutting range(n) into ``pieces`` near-equal runs, the longer runs
+    first (the pool takes them first, so the threads finish together); with
+    ``pairs`` runs of whole pairs: even bounds, only the last run can end on an
+    odd n."""
+    unit = 2 if pairs else 1
+    units = -(-n // unit)
+    pieces = max(1, min(pieces, units))
+    q, r = divmod(units, pieces)
+    starts = [p * q + min(p, r) for p in range(pieces + 1)]
+    return [(unit * starts[p], min(unit * starts[p + 1], n)) for p in range(pieces)]
+
+
+def tiles(OH, OW, N, KH, CKW, itemsize, pooled=False):
+    """The fixed tiles [(i0, i1, j0, j1)] the output grid of a row-route product is
+    cut into (shapes only: the same tiles for any thread count), in row-band-major
+    order.
+
+    Column bands of whole column pairs, as wide as keep a product's right-hand
+    side (KH·CKW, columns·N) within TILE_ROW_BYTES; then as few row bands as
+    make the number of tiles even or at least MIN_TILES, none thinner than KH
+    rows (each row band rebuilds the KH - 1 padded rows the next one also reads:
+    seed-003's 14 rows in 4 bands built 57 % more rows than in one, and the step
+    took 8 % longer than with 2) -- more where a tile's span (its rows plus the
+    KH - 1 below, CKW values per output column) would exceed TILE_SPAN_BYTES.
+    ``pooled``: row bands of whole row pairs too, so that the fused max pool
+    takes whole 2x2 windows from a tile.  Pooled or not, an output row's product
+    is the same product (the column bands do not change): the same bits."""
+    col_pairs = -(-OW // 2)
+    pair_bytes = KH * CKW * 2 * N * itemsize
+    per_band = max(1, min(col_pairs, TILE_ROW_BYTES // pair_bytes))
+    col_bands = _bands(OW, -(-col_pairs // per_band))
+
+    def more(bands):                # another row band wanted?
+        rows = max(b - a for a, b in _bands(OH, bands, pooled)) + KH - 1
+        cols = max(b - a for a, b in col_bands) * N
+        thinner = bands < (-(-OH // 2) if pooled else OH)
+        odd = bands * len(col_bands) % 2 and bands * len(col_bands) < MIN_TILES
+        return ((rows * CKW * cols * itemsize > TILE_SPAN_BYTES and thinner)
+                or (odd and thinner and bands < OH // KH))
+    bands = 1
+    while more(bands):
+        bands += 1
+    return [(i0, i1, j0, j1) for i0, i1 in _bands(OH, bands, pooled) for j0, j1 in col_bands]
+
+
+def tile_span_bytes(tile_list, N, KH, CKW, itemsize):
+    """The largest span (bytes of thread scratch) among ``tile_list``."""
+    return max((i1 - i0 + KH - 1) * CKW * (j1 - j0) * N * itemsize
+               for i0, i1, j0, j1 in tile_list)
+
+
+def fill_rows(x, KW, padding, out, prows=None, pcols=None):
     """rows[h, (c, kw), (j, n)] = xpad[c, h, j + kw, n] into ``out`` (H', C·KW, OW·N).
 
     x (N, C, H, W), best batch-last in memory (a conv output is); xpad is x
     padded by ``padding`` = (PT, PB, PL, PR), never built: each kernel column
-    kw copies the block of x it sees and zeroes the rest.  ``prows`` = (h0, h1):
-    the padded rows h0 .. h1 - 1 only (default all), into an ``out`` of
-    h1 - h0 rows."""
+    kw copies the block of x it sees and zeroes the rest.  ``prows`` = (h0, h1)
+    and ``pcols`` = (j0, j1): only padded rows h0 .. h1 - 1 and output columns
+    j0 .. j1 - 1 (default all), into an ``out`` of h1 - h0 rows and
+    (j1 - j0)·N columns."""
     N, C, H, W = x.shape
     PT, PB, PL, PR = padding
     OW = W + PL + PR - KW + 1
     h0, h1 = prows if prows is not None else (0, H + PT + PB)
+    c0, c1 = pcols if pcols is not None else (0, OW)
     i0 = min(max(h0, PT), h1)                  # the first row holding image data
     i1 = max(i0, min(h1, PT + H))              # .. and one past its last
     xt = x.transpose(1, 2, 3, 0)                                   # (C, H, W, N)
-    out5 = out.reshape(h1 - h0, C, KW, OW, N).transpose(1, 2, 0, 3, 4)   # (C, KW, h, OW, N) view
+    out5 = out.reshape(h1 - h0, C, KW, c1 - c0, N).transpose(1, 2, 0, 3, 4)  # (C, KW, h, j, N)
     out5[:, :, :i0 - h0] = 0
     out5[:, :, i1 - h0:] = 0
     for kw in range(KW):
         # output column j reads input column j + kw - PL
-        j0 = min(OW, max(0, PL - kw))
-        j1 = max(j0, min(OW, W + PL - kw))
-        inside = out5[:, kw, i0 - h0:i1 - h0]                      # (C, rows, OW, N)
-        inside[:, :, :j0] = 0
-        inside[:, :, j1:] = 0
+        j0 = min(c1, max(c0, PL - kw))
+        j1 = max(j0, min(c1, W + PL - kw))
+        inside = out5[:, kw, i0 - h0:i1 - h0]                      # (C, rows, j, N)
+        inside[:, :, :j0 - c0] = 0
+        inside[:, :, j1 - c0:] = 0
         if j1 > j0:
-            inside[:, :, j0:j1] = xt[:, i0 - PT:i1 - PT, j0 + kw - PL:j1 + kw - PL]
+            inside[:, :, j0 - c0:j1 - c0] = xt[:, i0 - PT:i1 - PT, j0 + kw - PL:j1 + kw - PL]
 
 
-def under_kernel(x, KW, padding, KH, cols):
-    """For each output row that the run of output columns ``cols`` touches:
-    (a, b, m) -- its columns [a, b) within ``cols`` and m, the (KH·C·KW, b - a)
-    matrix of the rows under the kernel (the patch-matrix columns of those
-    output pixels, a view).  The padded rows they read are built once, in the
-    thread's scratch, while they are in cache."""
-    N, C, H, W = x.shape
-    PT, PB, PL, PR = padding
-    row_len = (W + PL + PR - KW + 1) * N                           # OW·N columns a row
-    i0, i1 = cols.start // row_len, -(-cols.stop // row_len)       # output rows touched
-    span = thread_scratch((i1 - i0 + KH - 1, C * KW, row_len), x.dtype, slot=10)
-    fill_rows(x, KW, padding, span, prows=(i0, i1 + KH - 1))
+def under_kernel(x, KW, padding, KH, tile):
+    """For each output row i of ``tile`` = (i0, i1, j0, j1): (i, m), m the
+    (KH·C·KW, (j1 - j0)·N) matrix of the rows under the kernel -- the
+    patch-matrix columns of output pixels (i, j0 .. j1 - 1), all samples -- a
+    view of the tile's span: its padded rows i0 .. i1 + KH - 2, columns j0 ..
+    j1 - 1 only, built once in the thread's scratch while they are in cache."""
+    N, C = x.shape[:2]
+    i0, i1, j0, j1 = tile
+    n = (j1 - j0) * N
+    span = thread_scratch((i1 - i0 + KH - 1, C * KW, n), x.dtype, slot=10)
+    fill_rows(x, KW, padding, span, prows=(i0, i1 + KH - 1), pcols=(j0, j1))
     for i in range(i0, i1):
-        a, b = max(cols.start, i * row_len), min(cols.stop, (i + 1) * row_len)
-        m = span[i - i0:i - i0 + KH, :, a - i * row_len:b - i * row_len]
-        yield a, b, m.reshape(KH * C * KW, b - a)                  # a view: strides merge
+        yield i, span[i - i0:i - i0 + KH].reshape(KH * C * KW, n)    # a view: rows merge
 
 
-def span_product(x, KW, padding, wm, cols, out):
-    """out = the conv of x by the kernel matrix ``wm`` (O, KH·C·KW) for the output
-    columns ``cols`` (a run of (row, column, sample) columns), into ``out`` (O,
-    its width; any row stride): one product per output row (``under_kernel``),
-    the whole sum over kh, c and kw inside it."""
+def span_product(x, KW, padding, wm, tile, out):
+    """The conv of x by the kernel matrix ``wm`` (O, KH·C·KW) on ``tile``, into
+    ``out`` (O, i1 - i0, (j1 - j0)·N) -- any strides with unit last stride, e.g.
+    the tile's region of y2 viewed as (O, OH, OW·N): one product per output row
+    (``under_kernel``), the whole sum over kh, c and kw inside it."""
     KH = wm.shape[1] // (x.shape[1] * KW)
-    for a, b, m in under_kernel(x, KW, padding, KH, cols):
-        np.matmul(wm, m, out=out[:, a - cols.start:b - cols.start])
+    i0 = tile[0]
+    for i, m in under_kernel(x, KW, padding, KH, tile):
+        np.matmul(wm, m, out=out[:, i - i0])
     return out
+
+
+def tile_region(a3, tile, N):
+    """The tile's (O, i1 - i0, (j1 - j0)·N) region of a3 (O, OH, OW·N) -- a view."""
+    i0, i1, j0, j1 = tile
+    return a3[:, i0:i1, j0 * N:j1 * N]
 
 
 def kernel_matrix(w):
@@ -169,47 +239,48 @@ def grad_w(x, g2, KH, KW, padding):
     """dW (O, C, KH, KW) from the conv's input x (N, C, H, W) and g2 (O, L).
 
     dW as (KH·C·KW, O) = sum over output rows i of (rows under the kernel at
-    row i) @ g2[:, row i]ᵀ.  Parts: the two halves of the L columns, fixed,
-    each adding its rows' products in row order; the halves are added in
-    order: the same sum for any thread count."""
+    row i) @ g2[:, row i]ᵀ.  Parts: the tiles (``tiles``), fixed by the shapes,
+    each adding its rows' products in row order; the tiles' sums are added in
+    tile order: the same sum for any thread count."""
     dw = GradW(x, g2, KH, KW, padding)
     run_blocks(dw.part, dw.parts)
     return dw.total()
 
 
 class GradW:
-    """dW's fixed parts -- one half of L each, its rows' products added in row
-    order -- and their ordered sum.
+    """dW's fixed parts -- one tile of the output each, its rows' products added
+    in row order -- and their ordered sum.
 
-    ``x`` the conv's input (N, C, H, W), ``g2`` (O, L); ``part(h)`` for each h
-    in ``parts`` (in any order, on any thread), then ``total()``.  A part first
-    copies its half of g2 transposed, C-contiguous (OpenBLAS multiplies that
-    layout 20 % faster than a transposed view)."""
+    ``x`` the conv's input (N, C, H, W), ``g2`` (O, L) with L in (i, j, n)
+    order; ``part(t)`` for each t in ``parts`` (in any order, on any thread),
+    then ``total()``.  A product's right-hand side is g2's columns of the row
+    in the tile seen transposed, (n, O) -- no copy."""
 
     def __init__(self, x, g2, KH, KW, padding):
         O, L = g2.shape
-        C = x.shape[1]
-        self.x, self.g2, self.KH, self.KW, self.padding = x, g2, KH, KW, padding
-        self.g2t = np.empty((L, O), dtype=g2.dtype)
-        self.halves = block_bounds(L, 2)
-        self.parts = list(range(len(self.halves)))
-        self.partial = np.empty((len(self.halves), KH * C * KW, O), dtype=g2.dtype)
+        N, C, H, W = x.shape
+        PT, PB, PL, PR = padding
+        OH, OW = H + PT + PB - KH + 1, W + PL + PR - KW + 1
+        self.x, self.KH, self.KW, self.padding, self.N = x, KH, KW, padding, N
+        self.g3 = g2.reshape(O, OH, OW * N)
+        self.tiles = tiles(OH, OW, N, KH, C * KW, g2.dtype.itemsize)
+        self.parts = list(range(len(self.tiles)))
+        self.partial = np.empty((len(self.tiles), KH * C * KW, O), dtype=g2.dtype)
 
-    def part(self, h):
-        a, b = self.halves[h]
-        self.g2t[a:b] = self.g2[:, a:b].T
-        acc = self.partial[h]
-        t = thread_scratch(acc.shape, acc.dtype, slot=4)
-        for k, (r0, r1, m) in enumerate(under_kernel(self.x, self.KW, self.padding, self.KH,
-                                                     slice(a, b))):
-            np.matmul(m, self.g2t[r0:r1], out=acc if k == 0 else t)
-            if k:
-                acc += t
+    def part(self, t):
+        tile = self.tiles[t]
+        acc = self.partial[t]
+        tmp = thread_scratch(acc.shape, acc.dtype, slot=4)
+        g_tile = tile_region(self.g3, tile, self.N)                # (O, rows, n)
+        for i, m in under_kernel(self.x, self.KW, self.padding, self.KH, tile):
+            np.matmul(m, g_tile[:, i - tile[0]].T, out=acc if i == tile[0] else tmp)
+            if i > tile[0]:
+                acc += tmp
 
     def total(self):
         out = self.partial[0]
-        for h in range(1, len(self.halves)):
-            out += self.partial[h]
+        for t in range(1, len(self.tiles)):                      # in tile order
+            out += self.partial[t]
         KH, KW, O = self.KH, self.KW, out.shape[-1]
         C = out.shape[0] // (KH * KW)
         return np.ascontiguousarray(out.reshape(KH, C, KW, O).transpose(3, 1, 0, 2))
@@ -234,10 +305,10 @@ def backward(x, g, w, padding, dx_padding, relu_y2=None, nonzero=None, want_db=T
     gradient hold a value != 0.
 
     Pass 1, per block of channels of g (each block read once, while in cache):
-    the ReLU mask and db's row sums.  Pass 2, all independent parts: per half
-    of L, g's (L, O) transpose for dW and its rows' products; and dx's blocks of
-    output columns (``span_product``).  The arithmetic is that of ``grad_w``,
-    ``span_product`` and ``a.sum(axis=1)`` one op at a time -- the same bits --,
+    the ReLU mask and db's row sums.  Pass 2, all independent parts: dW's tiles
+    (``GradW``), each its rows' products, and dx's tiles (``span_product``).  The
+    arithmetic is that of ``grad_w``, ``_dx_flipped`` and ``a.sum(axis=1)`` one
+    op at a time -- the same bits --,
     with two hand-offs to the pool instead of four.
     Returns (dx (N, C, H, W) batch-last view, dW (O, C, KH, KW), db (O,) or None).
     """
@@ -271,20 +342,21 @@ def backward(x, g, w, padding, dx_padding, relu_y2=None, nonzero=None, want_db=T
 
     dw = GradW(x, gm, KH, KW, padding)
     wf = flipped_kernel_matrix(w)                                  # (C, KH·O·KW)
-    dx = np.empty((C, H * W * N), dtype=g.dtype)
-    dx_blocks = column_blocks(H, W, N, KH, C, KH * O * KW)
+    dx = np.empty((C, H, W * N), dtype=g.dtype)
+    dx_tiles = tiles(H, W, N, KH, O * KW, g.dtype.itemsize)
 
     def second(p):
         if p[0] == "dx":
-            s = slice(*p[1])
-            span_product(g_as_x, KW, dx_padding, wf, s, dx[:, s])
-        else:                                # one half of L: g's transpose, then its products
+            tile = dx_tiles[p[1]]
+            span_product(g_as_x, KW, dx_padding, wf, tile, tile_region(dx, tile, N))
+        else:                                # one tile of the output: its rows' products
             dw.part(p[1])
-    # dW's halves first: the longer parts, so the last ones to finish are short
-    run_blocks(second, [("dw", h) for h in range(len(dw.halves))] + [("dx", b) for b in dx_blocks])
+    # dW's tiles first: the longer parts, so the last ones to finish are short
+    run_blocks(second, [("dw", t) for t in dw.parts] + [("dx", t) for t in range(len(dx_tiles))])
     return dx.reshape(C, H, W, N).transpose(3, 0, 1, 2), dw.total(), db
 
 
-__all__ = ["ROWS_MIN_K", "applies", "rows_shape", "rows_bytes", "column_blocks", "fill_rows",
+__all__ = ["ROWS_MIN_K", "TILE_ROW_BYTES", "MIN_TILES", "TILE_SPAN_BYTES", "applies",
+           "rows_shape", "rows_bytes", "tiles", "tile_span_bytes", "tile_region", "fill_rows",
            "under_kernel", "span_product", "kernel_matrix", "flipped_kernel_matrix", "grad_w",
            "GradW", "channel_nonzero", "backward"]

@@ -54,9 +54,11 @@ never written out: forward fills and multiplies it in cache-sized chunks of
 columns, and backward rebuilds each chunk for dW (``STREAM_MIN_BYTES``,
 ``pair_chunks`` in ops/_im2col.py).  For stride 1 and a thick sum (C·KW of
 at least 32: every conv after the first in the seed networks) the CPU takes
-a third route that never builds cols at all: the patches along W only, and
-KH products with its rows moved down by kh (ops/_conv_rows.py, "rows"); its
-dx is the same kind of product of g with the flipped kernel.
+a third route that never builds cols at all: per tile of the output, the
+patches along W only, and one product per output row over the KH rows under
+the kernel (ops/_conv_rows.py, "rows"); its dx is the same kind of product of
+g with the flipped kernel.  (Seed-001's second conv, 5x5 over 32 channels,
+takes it too: its tiles are 2 columns wide.)
 
 Routes (``Conv2D.route``, chosen from the shapes alone): "rows", "kept"
 (cols built whole), "streamed" (cols in chunks) and "device" (CuPy: cols
@@ -121,7 +123,7 @@ class Conv2D(Function):
 
     Backward consumes cols (its memory is reused for dcols, then handed to
     the workspace for the next step); a second backward (retain_graph=True)
-    rebuilds it from x (the row route keeps x itself: each block of columns
+    rebuilds it from x (the row route keeps x itself: each tile of the output
     builds the rows it reads, in forward and backward alike).  A streamed cols
     (larger than STREAM_MIN_BYTES, CPU) is never kept: forward saves the padded
     input and backward rebuilds the chunks, summing dW over fixed groups of
@@ -157,12 +159,13 @@ class Conv2D(Function):
         N, C, H, W = x_shape
         O, _, KH, KW = w_shape
         OH, OW = conv_output_size(H, W, KH, KW, self.stride, self.padding)
-        # the row array is never built whole, but each block's share of it is built
-        # in its thread's scratch, which the thread keeps between steps: bounded here
-        if (_conv_rows.applies(x_shape, w_shape, self.stride)
-                and _conv_rows.rows_bytes(x_shape, KW, self.padding, itemsize)
-                <= STREAM_MIN_BYTES):
-            return "rows"
+        # the row array is never built whole: each tile builds its span in its
+        # thread's scratch, which the thread keeps between steps -- bounded here
+        if _conv_rows.applies(x_shape, w_shape, self.stride):
+            tiles = _conv_rows.tiles(OH, OW, N, KH, C * KW, itemsize, pooled=True)  # the larger
+            if (_conv_rows.tile_span_bytes(tiles, N, KH, C * KW, itemsize)
+                    <= _conv_rows.TILE_SPAN_BYTES):
+                return "rows"
         return "streamed" if C * KH * KW * OH * OW * N * itemsize > STREAM_MIN_BYTES else "kept"
 
     def forward(self, x, w, b=None):
@@ -242,36 +245,35 @@ class Conv2D(Function):
         return y2.reshape(O, OH, OW, N).transpose(3, 0, 1, 2)          # (N, O, OH, OW)
 
     def _forward_rows(self, x, w, b):
-        """The "rows" route (stride 1): per block of output columns, one product per
-        output row over the KH input rows under the kernel, the block building only
-        the rows of the row array it reads (ops/_conv_rows.py ``span_product``).  Returns y2
-        (O, L) -- with the bias, and the ReLU when fused --, what backward needs (x
-        itself: dW rebuilds its spans from it) and the per-block channel maxima for
-        the observer (or None).  The blocks are equal runs of columns, fixed by the
-        shapes: they need not hold whole rows (nothing is pooled in them)."""
+        """The "rows" route (stride 1): per tile of the output (``_conv_rows.tiles``),
+        one product per output row over the KH input rows under the kernel, the
+        tile building only the part of the row array it reads (ops/_conv_rows.py
+        ``span_product``), straight into its region of y2.  Returns y2 (O, L) -- with
+        the bias, and the ReLU when fused --, what backward needs (x itself: dW
+        rebuilds its spans from it) and the per-tile channel maxima for the observer
+        (or None)."""
         N, C, H, W = x.shape
         O, _, KH, KW = w.shape
         OH, OW = conv_output_size(H, W, KH, KW, self.stride, self.padding)
-        L = OH * OW * N
         wm = _conv_rows.kernel_matrix(w)                               # (O, KH·C·KW)
-        y2 = np.empty((O, L), dtype=x.dtype)
-        blocks = _conv_rows.column_blocks(OH, OW, N, KH, O, KH * C * KW)
-        maxes = np.empty((len(blocks), O), dtype=x.dtype) if self.observe else None
+        y3 = np.empty((O, OH, OW * N), dtype=x.dtype)
+        tiles = _conv_rows.tiles(OH, OW, N, KH, C * KW, x.dtype.itemsize)
+        maxes = np.empty((len(tiles), O), dtype=x.dtype) if self.observe else None
 
-        def part(i):
-            s = slice(*blocks[i])
-            _conv_rows.span_product(x, KW, self.padding, wm, s, y2[:, s])
-            self._finish_block(b, y2[:, s], maxes, i)
-        run_blocks(part, range(len(blocks)))
-        return y2, x, maxes
+        def part(t):
+            z = _conv_rows.tile_region(y3, tiles[t], N)             # (O, rows, (j, n))
+            _conv_rows.span_product(x, KW, self.padding, wm, tiles[t], z)
+            self._finish_block(b, z, maxes, t)
+        run_blocks(part, range(len(tiles)))
+        return y3.reshape(O, -1), x, maxes
 
     def _finish_block(self, b, y2s, maxes, i):
-        """Bias, the observer's maxima and the fused ReLU on one block of columns of y2,
-        while it is still in cache."""
+        """Bias, the observer's maxima and the fused ReLU on one block of y2 -- (O,
+        columns) or a tile's (O, rows, columns) -- while it is still in cache."""
         if b is not None:
-            y2s += b[:, None]
+            y2s += b.reshape((-1,) + (1,) * (y2s.ndim - 1))
         if maxes is not None:
-            np.maximum.reduce(y2s, axis=1, out=maxes[i])
+            np.max(y2s, axis=tuple(range(1, y2s.ndim)), out=maxes[i])
         if self.fuse_relu:
             np.maximum(y2s, 0, out=y2s)
 
@@ -452,12 +454,13 @@ class Conv2D(Function):
         N, _, H, W = self.x_shape
         pads = self._dx_padding()
         wf = _conv_rows.flipped_kernel_matrix(self.w)                  # (C, KH·O·KW)
-        dx = np.empty((C, H * W * N), dtype=g.dtype)
+        dx = np.empty((C, H, W * N), dtype=g.dtype)
+        tiles = _conv_rows.tiles(H, W, N, KH, O * KW, g.dtype.itemsize)
 
-        def part(cols):
-            s = slice(*cols)
-            _conv_rows.span_product(g, KW, pads, wf, s, dx[:, s])
-        run_blocks(part, _conv_rows.column_blocks(H, W, N, KH, C, KH * O * KW))
+        def part(t):
+            _conv_rows.span_product(g, KW, pads, wf, tiles[t],
+                                    _conv_rows.tile_region(dx, tiles[t], N))
+        run_blocks(part, range(len(tiles)))
         return dx.reshape(C, H, W, N).transpose(3, 0, 1, 2)
 
     def _dx_rows(self, g, spare):

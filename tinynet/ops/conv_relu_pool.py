@@ -12,8 +12,8 @@ activating the 4x smaller map gives the same values.  Per block of output rows
 with its argmax -- the FIRST maximum in row-major order, MaxPool2D's tie rule
 -- and the ReLU, all while the block is in cache; only the pooled map and its
 argmax (uint8) are written.  On Conv2D's stride-1 row route (ops/_conv_rows.py)
-the op runs Conv2D's own forward of the full map (bias and ReLU included, in
-Conv2D's blocks of columns) and pools it in runs of row pairs.
+the blocks are the route's tiles, cut in whole row pairs (``pooled=True``):
+their column bands, and so every product, are those of Conv2D's own forward.
 
 Backward: a window's gradient goes to its argmax if the pooled value is > 0
 (the ReLU's derivative there), else nowhere.  One pass writes the full-size
@@ -30,6 +30,7 @@ the two maps in between (see nn/containers.py); the readable twin is
 """
 import numpy as np
 
+from tinynet.ops import _conv_rows
 from tinynet.ops._conv_rows import channel_nonzero
 from tinynet.ops._im2col import (_pad_batch_last, chunk_columns, conv_output_size,
                                  fill_chunk, im2col_rows, kept_row_blocks, pair_chunks,
@@ -109,22 +110,29 @@ class Conv2DReLUPool(Conv2D):
         return y.transpose(3, 0, 1, 2)                                  # (N, O, PH, PW)
 
     def _forward_rows_pool(self, x, w, b, y, argmax):
-        """The row route (stride 1): Conv2D's own forward of the full map (bias and
-        ReLU in each block of columns: the same bits), then its 2x2 max in runs of
-        row pairs.  Pooling relu(z) picks the same first maximum as pooling z
-        wherever the gradient can flow (see the module docstring)."""
-        y2, saved, maxes = self._forward_rows(x, w, b)
-        O, _, _, N = y.shape
+        """The row route (stride 1): per tile of the conv output (the tiles and the
+        products of Conv2D's own forward: the same bits), the tile's products into
+        the thread's scratch, its bias and its 2x2 max while it is in cache -- the
+        full-size map is never written.  Returns x (what backward needs) and the
+        per-tile channel maxima for the observer (or None)."""
+        N, C, H, W = x.shape
+        O, _, KH, KW = w.shape
         OH, OW = 2 * y.shape[1], 2 * y.shape[2]
-        z4 = y2.reshape(O, OH, OW, N)
-        runs = kept_row_blocks(O, OH, OW, N, x.dtype.itemsize)
+        wm = _conv_rows.kernel_matrix(w)                               # (O, KH·C·KW)
+        tiles = _conv_rows.tiles(OH, OW, N, KH, C * KW, x.dtype.itemsize, pooled=True)
+        maxes = np.empty((len(tiles), O), dtype=x.dtype) if self.observe else None
 
-        def part(i):
-            i0, i1 = runs[i][:2]
-            p = slice(i0 // 2, i1 // 2)
-            _pool_block(z4[:, i0:i1], y[:, p], argmax[:, p], None, i)
-        run_blocks(part, range(len(runs)))
-        return saved, maxes
+        def part(t):
+            i0, i1, j0, j1 = tiles[t]
+            z = thread_scratch((O, i1 - i0, (j1 - j0) * N), x.dtype, slot=2)
+            _conv_rows.span_product(x, KW, self.padding, wm, tiles[t], z)
+            if b is not None:
+                z += b[:, None, None]
+            p, q = slice(i0 // 2, i1 // 2), slice(j0 // 2, j1 // 2)
+            _pool_block(z.reshape(O, i1 - i0, j1 - j0, N), y[:, p, q], argmax[:, p, q],
+                        maxes, t)
+        run_blocks(part, range(len(tiles)))
+        return x, maxes
 
     def _forward_chunks_pool(self, x, w, b, y, argmax):
         """The patch-matrix routes: per chunk of whole windows (the very chunks
