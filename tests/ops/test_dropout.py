@@ -73,3 +73,41 @@ def test_bad_mask_and_input():
         dropout(x, 0.5, mask=np.ones((3, 2)))
     with pytest.raises(TypeError, match=r"dropout: the input must be float, got int64"):
         dropout(tn.tensor([1, 2]), 0.5)
+
+
+def _same_state(a, b):
+    """The two generators will draw the same numbers from here on."""
+    sa, sb = a.bit_generator.state, b.bit_generator.state
+    return (sa["state"] == sb["state"] and sa["has_uint32"] == sb["has_uint32"]
+            and (not sa["has_uint32"] or sa["uinteger"] == sb["uinteger"]))
+
+
+@settings(max_examples=200, deadline=None)
+@given(shape=hnp.array_shapes(min_dims=1, max_dims=3, max_side=40),
+       p=st.one_of(st.floats(0, 1), st.sampled_from([0.2, 0.5, 1 - 2**-25, 2**-30, 1.0])),
+       half_used=st.booleans(), seed=st.integers(0, 2**32))
+def test_the_keep_mask_is_the_float_draw_compared_with_p(shape, p, half_used, seed):
+    """keep_mask takes its mask from the generator's raw output where it can: the
+    same mask as drawing float32 numbers and comparing them with p, and the
+    generator left where the float draw leaves it -- for any p, any count (odd
+    ones draw the floats), and a generator holding half of an output back."""
+    from tinynet.ops.dropout import keep_mask
+    a, b = np.random.default_rng(seed), np.random.default_rng(seed)
+    if half_used:                                # an odd draw before: a half is held back
+        a.random(3, dtype=np.float32), b.random(3, dtype=np.float32)
+    got = keep_mask(a, shape, p)
+    expected = b.random(shape, dtype=np.float32) >= p
+    assert got.shape == expected.shape and got.dtype == bool
+    np.testing.assert_array_equal(got, expected)
+    assert _same_state(a, b)
+    np.testing.assert_array_equal(a.random(7, dtype=np.float32), b.random(7, dtype=np.float32))
+
+
+def test_seeded_dropout_masks_are_the_float_draws():
+    """tn.manual_seed fixes the masks as before: each is the float32 draw >= p."""
+    x = tn.tensor(np.ones((128, 512), np.float32))
+    tn.manual_seed(3)
+    masks = [dropout(x, 0.2).numpy() != 0 for _ in range(3)]
+    rng = np.random.default_rng(3)
+    for mask in masks:
+        np.testing.assert_array_equal(mask, rng.random((128, 512), dtype=np.float32) >= 0.2)

@@ -11,7 +11,9 @@ The random draws come from ``tinynet.random.rng_for(xp)``, so
 ``tn.manual_seed(n)`` fixes the masks too.  A fixed ``mask`` (1 = keep,
 0 = drop) replaces the draw: that is how gradcheck sees one fixed function.
 """
+import math
 import numbers
+import sys
 
 import numpy as np
 
@@ -59,6 +61,31 @@ def _fixed_mask(where, x, mask):
     return backend.to_device(m, x.device).astype(x.dtype)
 
 
+def keep_mask(rng, shape, p):
+    """keep = (u >= p) for u = rng.random(shape, dtype=float32): the same draws and
+    the same mask -- on the CPU taken from the generator's raw output where that
+    gives the very same numbers, twice as fast as making the floats (the two
+    draws of seed-000's MLP took 6 % of its step at batch 128).
+
+    NumPy makes a float32 draw from one 32-bit half of the bit generator's
+    64-bit output, u = (half >> 8) / 2**24, low half first; so u >= p exactly
+    when half >= ceil(p32 · 2**24) · 2**8, with p32 = float32(p) (what the
+    comparison of a float32 array with p compares with).  That holds for PCG64
+    (NumPy's default) with no half-used output held back, an even count, on a
+    little-endian machine; anything else (a CuPy generator too) draws the floats."""
+    size = int(np.prod(shape))
+    if (type(rng) is not np.random.Generator or type(rng.bit_generator) is not np.random.PCG64
+            or size % 2 or sys.byteorder != "little" or rng.bit_generator.state["has_uint32"]):
+        return rng.random(shape, dtype=np.float32) >= p           # any array module
+    bits = rng.bit_generator
+    threshold = math.ceil(float(np.float32(p)) * 2**24)
+    if threshold >= 2**24:                       # p32 = 1: no draw reaches it
+        bits.random_raw(size // 2)
+        return np.zeros(shape, dtype=bool)
+    halves = bits.random_raw(size // 2).view(np.uint32)
+    return (halves >= np.uint32(threshold << 8)).reshape(shape)
+
+
 def dropout(x, p=0.5, training=True, mask=None):
     """Zero each element with probability p and scale the rest by 1/(1 - p).
 
@@ -77,7 +104,7 @@ def dropout(x, p=0.5, training=True, mask=None):
     if mask is not None:
         keep = _fixed_mask("dropout", x, mask)
     else:
-        keep = rng_for(xp).random(x.shape, dtype=xp.float32) >= p
+        keep = keep_mask(rng_for(xp), x.shape, p)
     if p == 1.0:
         scale = xp.zeros(x.shape, dtype=x.dtype)
     else:
@@ -86,4 +113,4 @@ def dropout(x, p=0.5, training=True, mask=None):
     return Dropout(scale)(x)
 
 
-__all__ = ["Dropout", "dropout", "check_p"]
+__all__ = ["Dropout", "dropout", "check_p", "keep_mask"]
