@@ -167,7 +167,7 @@ def test_tiles_cover_the_output_once_within_the_span_bound(OH, OW, N, KH, CKW, i
     row_bands = sorted({(i0, i1) for i0, i1, _, _ in tiles})
     col_bands = sorted({(j0, j1) for _, _, j0, j1 in tiles})
     assert len(tiles) == len(row_bands) * len(col_bands)        # a grid
-    assert tiles == [(a, b, c, d) for a, b in row_bands for c, d in col_bands]
+    assert list(tiles) == [(a, b, c, d) for a, b in row_bands for c, d in col_bands]
     for bands in (row_bands, col_bands):
         sizes = [b - a for a, b in bands]
         assert all(s >= t for s, t in zip(sizes[:-2], sizes[1:-1]))    # the last may be cut

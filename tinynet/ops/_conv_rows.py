@@ -53,6 +53,8 @@ tile one product; dW's parts are the tiles, each adding its rows' products
 in row order, and the tiles' sums are added in tile order.  The readable
 twin of all this is ``conv2d_simple`` in ops/simple.py.
 """
+import functools
+
 import numpy as np
 
 from tinynet.ops._im2col import thread_scratch
@@ -118,8 +120,9 @@ def _bands(n, pieces, pairs=True):
     return [(unit * starts[p], min(unit * starts[p + 1], n)) for p in range(pieces)]
 
 
+@functools.lru_cache(maxsize=256)
 def tiles(OH, OW, N, KH, CKW, itemsize, pooled=False):
-    """The fixed tiles [(i0, i1, j0, j1)] the output grid of a row-route product is
+    """The fixed tiles ((i0, i1, j0, j1), ..) the output grid of a row-route product is
     cut into (shapes only: the same tiles for any thread count), in row-band-major
     order.
 
@@ -132,7 +135,8 @@ def tiles(OH, OW, N, KH, CKW, itemsize, pooled=False):
     KH - 1 below, CKW values per output column) would exceed TILE_SPAN_BYTES.
     ``pooled``: row bands of whole row pairs too, so that the fused max pool
     takes whole 2x2 windows from a tile.  Pooled or not, an output row's product
-    is the same product (the column bands do not change): the same bits."""
+    is the same product (the column bands do not change): the same bits.
+    (Cached: several calls per step ask for the same shapes; a tuple.)"""
     col_pairs = -(-OW // 2)
     pair_bytes = KH * CKW * 2 * N * itemsize
     per_band = max(1, min(col_pairs, TILE_ROW_BYTES // pair_bytes))
@@ -148,7 +152,7 @@ def tiles(OH, OW, N, KH, CKW, itemsize, pooled=False):
     bands = 1
     while more(bands):
         bands += 1
-    return [(i0, i1, j0, j1) for i0, i1 in _bands(OH, bands, pooled) for j0, j1 in col_bands]
+    return tuple((i0, i1, j0, j1) for i0, i1 in _bands(OH, bands, pooled) for j0, j1 in col_bands)
 
 
 def tile_span_bytes(tile_list, N, KH, CKW, itemsize):

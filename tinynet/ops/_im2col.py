@@ -6,6 +6,7 @@ batch-last column order, the adjoint scatter without ``add.at``, scratch
 buffers recycled between steps, and the per-block versions the op runs on
 tinynet's thread pool (ops/_parallel.py).  See ops/conv.py for the notation.
 """
+import math
 import threading
 from collections import OrderedDict
 
@@ -277,11 +278,12 @@ def thread_scratch(shape, dtype, slot=0):
     """A C-contiguous scratch array of ``shape`` owned by the calling thread (kept for
     its next call: a pool thread reuses its chunk buffers across ops and steps).
     ``slot`` tells apart the arrays one call needs at the same time."""
-    dtype, size = np.dtype(dtype), int(np.prod(shape))
-    bufs = getattr(_local, "bufs", None)
-    if bufs is None:
+    size = math.prod(shape)              # (np.prod of a tuple costs microseconds: this
+    try:                                 # runs dozens of times per step)
+        bufs = _local.bufs
+    except AttributeError:
         bufs = _local.bufs = {}
-    key = (slot, dtype)
+    key = (slot, dtype if isinstance(dtype, np.dtype) else np.dtype(dtype))
     buf = bufs.get(key)
     if buf is None or buf.size < size:
         buf = bufs[key] = np.empty(size, dtype=dtype)
