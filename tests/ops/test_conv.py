@@ -108,11 +108,16 @@ def test_conv2d_matches_reference_and_gradchecks(case, device):
         t.grad = None
 
 
+@pytest.mark.parametrize("bands", ["as chosen", "one column each"])
 @pytest.mark.parametrize("stride,padding", [
     (1, 1), (1, "same"), ((2, 1), (2, 0)), (1, (2, 0, 0, 1)), ((3, 1), (0, 1, 1, 0))])
-def test_dx_by_rows_equals_col2im_route(stride, padding, device):
+def test_dx_by_rows_equals_col2im_route(stride, padding, bands, device, monkeypatch):
     """With a horizontal stride of 1, backward takes Conv2D._dx_rows; it must
-    give exactly what the general route, col2im(W2ᵀ @ g2), gives."""
+    give exactly what the general route, col2im(W2ᵀ @ g2), gives -- on the CPU
+    also when every column of dx is a band of its own, built one row of g at a
+    time."""
+    if bands != "as chosen":
+        monkeypatch.setattr(conv_module, "DX_BAND_BYTES", 1)
     rng = np.random.default_rng(9)
     x = as_input(rng.standard_normal((2, 3, 7, 6)), device)
     w = rng.standard_normal((4, 3, 3, 2))
@@ -397,7 +402,7 @@ def test_error_device_mismatch(strict_device):
 
 # --------------------------------------------------------------------------
 # the streamed CPU path: a patch matrix larger than the caches is never written
-# out whole (ops/_im2col.py: patch_chunks, fill_chunk).  The tests force it on
+# out whole (ops/_im2col.py: pair_chunks, fill_chunk).  The tests force it on
 # small shapes, with chunks that cut rows as well as chunks of whole rows.
 # --------------------------------------------------------------------------
 from tinynet.ops import _im2col as im2col_module  # noqa: E402

@@ -189,25 +189,9 @@ def im2col_rows(xpad, KH, KW, stride, rows, cols6):
 CHUNK_BYTES = 3 << 19
 
 
-def patch_chunks(K, OH, OW, N, itemsize):
-    """Fixed [(i0, i1, j0, j1)] cutting the (i, j, n) columns of a batch-last patch
-    matrix (K rows; Conv2D._dx_rows streams its g_cols with it -- the forward pass
-    and dW use ``pair_chunks``) into chunks of about CHUNK_BYTES: runs of whole output rows
-    i0..i1 (at most a quarter of OH, so the thread pool gets several), or, when
-    one row is larger than that, parts j0..j1 of one row.  Each chunk is one
-    contiguous range of columns (``chunk_columns``).  Depends on the shapes only
-    -- never on the thread count -- so the results do not either."""
-    per_pixel = K * N * itemsize                     # bytes of one output pixel's columns
-    pixels = max(1, CHUNK_BYTES // per_pixel)
-    if pixels >= OW:
-        rows = max(1, min(pixels // OW, -(-OH // 4)))
-        return [(i, min(i + rows, OH), 0, OW) for i in range(0, OH, rows)]
-    return [(i, i + 1, j, min(j + pixels, OW)) for i in range(OH) for j in range(0, OW, pixels)]
-
-
 def chunk_columns(chunk, OW, N):
-    """The slice of patch-matrix columns (order (i, j, n)) a chunk of ``patch_chunks``
-    covers (one contiguous range)."""
+    """The slice of patch-matrix columns (order (i, j, n)) a chunk of whole rows
+    (``kept_row_blocks``, or a one-row chunk) covers (one contiguous range)."""
     i0, i1, j0, j1 = chunk
     return slice((i0 * OW + j0) * N, ((i1 - 1) * OW + j1) * N)
 

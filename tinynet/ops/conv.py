@@ -78,10 +78,10 @@ from tinynet.backend import array_module
 from tinynet.ops._im2col import (Workspace, _carve, _pad_batch_last, _pair, _quad,  # noqa: F401
                                  chunk_columns, chunk_segments, col2im, conv_output_size,
                                  fill_chunk, im2col, im2col_rows, kept_row_blocks, pair_chunks,
-                                 patch_chunks, same_padding, thread_scratch, workspace)
+                                 same_padding, thread_scratch, workspace)
 from tinynet.ops import _conv_rows
-from tinynet.ops._parallel import (blas_one_thread, block_bounds, copy_blocks, gemm, gemm_blocks,
-                                   row_sums, run_blocks)
+from tinynet.ops._parallel import (blas_one_thread, block_bounds, copy_blocks, gemm, row_sums,
+                                   run_blocks)
 from tinynet.tensor import Function, Tensor, as_tensor, is_grad_enabled
 
 #: A patch matrix larger than this is streamed in cache-sized chunks instead of
@@ -92,6 +92,12 @@ from tinynet.tensor import Function, Tensor, as_tensor, is_grad_enabled
 #: seed-001 first conv and the seed-003 convs, and 37 % faster in forward (8 %
 #: over forward + backward) for the 80 MB one of the seed-001 second conv.
 STREAM_MIN_BYTES = 16 << 20
+
+#: ``_dx_rows_bands``: a band of dx's columns holds about this many bytes of T, and its
+#: gcols are built about this many bytes at a time.  Seed-001's second conv: bands of
+#: 2 columns, 6 rows of g at a time; its step within 1-3 % of the time with the whole
+#: 16 MB T (paired runs, 2026-12-07), 16 MB less at its peak.
+DX_BAND_BYTES = 2 << 20
 
 # --------------------------------------------------------------------------
 # the op
@@ -119,7 +125,8 @@ class Conv2D(Function):
     * when SW = 1 (and PL, PR < KW), by ``_dx_rows``: the same sum, done as a
       convolution along W (im2col of g along W only, one GEMM) and a col2im
       along H (KH passes).  Same result and the same arithmetic, but it moves
-      a fraction of the memory (1.5x faster for 5x5 kernels, 1.7x for 3x3).
+      a fraction of the memory (1.5x faster for 5x5 kernels, 1.7x for 3x3);
+      on the CPU in bands of dx's columns, each built and added in cache.
 
     Backward consumes cols (its memory is reused for dcols, then handed to
     the workspace for the next step); a second backward (retain_graph=True)
@@ -474,11 +481,18 @@ class Conv2D(Function):
         with kw' = KW-1-kw, Wr = W flipped along kw, and gcols the im2col
         of g along W only: gcols[(o, kw'), (i, w, n)] = gW[n, o, i, w + kw'],
         gW being g with KW-1-PL zero columns on the left and KW-1-PR on the
-        right.  That is one GEMM, (KH·C, O·KW) @ (O·KW, OH·W·N); then row i
-        of T[kh] is added to row i·SH + kh of the padded dx (KH passes).
-        Everything is batch-last, like the forward pass.  gcols and T are
-        carved out of ``spare`` (cols, no longer needed) when it is big enough.
+        right.  That is a GEMM, (KH·C, O·KW) @ (O·KW, OH·W·N); then row i of
+        T[kh] is added to row i·SH + kh of the padded dx (KH passes, kh = 0, 1,
+        .. in order).  Everything is batch-last, like the forward pass.
+
+        On the CPU (``_dx_rows_bands``) dx is cut into bands of its columns w:
+        a band's T needs only the band's columns of gcols, and its KH passes
+        touch only the band's columns of dx, so the bands are independent
+        parts.  On the GPU: one GEMM, gcols and T carved out of ``spare``
+        (cols, no longer needed) when it is big enough.
         """
+        if array_module(g) is np:
+            return self._dx_rows_bands(g)
         xp = array_module(g)
         O, C, KH, KW = self.w.shape
         N, _, H, W = self.x_shape
@@ -488,51 +502,61 @@ class Conv2D(Function):
         gW = _pad_batch_last(g, (0, 0, KW - 1 - PL, KW - 1 - PR))      # (O, OH, W + KW - 1, N)
         sO, sI, sJ, sN = gW.strides
         w_rows = self.w[:, :, :, ::-1].transpose(2, 1, 0, 3).reshape(KH * C, O * KW)
-        # g_cols larger than the caches: streamed in chunks (like the forward pass)
-        stream = xp is np and O * KW * OH * W * N * g.dtype.itemsize > STREAM_MIN_BYTES
-        if stream:
-            g_cols, (t,) = None, _carve(xp, spare, g.dtype, (KH * C, OH * W * N))
-            chunks = patch_chunks(O * KW, OH, W, N, g.dtype.itemsize)
-        else:
-            g_cols, t = _carve(xp, spare, g.dtype, (O * KW, OH * W * N), (KH * C, OH * W * N))
-
-        def fill(i0, i1, j0, j1, out):          # g_cols[(o, kw'), (i, w, n)] = gW[o, i, w + kw', n]
-            out.reshape(O, KW, i1 - i0, j1 - j0, N)[...] = xp.lib.stride_tricks.as_strided(
-                gW[:, i0:, j0:], shape=(O, KW, i1 - i0, j1 - j0, N),
-                strides=(sO, sJ, sI, sJ, sN))
-            return out
-
-        def gemm_part(rows):        # output rows i0..i1: their columns of g_cols, then of t
-            i0, i1 = rows
-            s = slice(i0 * W * N, i1 * W * N)
-            fill(i0, i1, 0, W, g_cols[:, s])
-            xp.matmul(w_rows, g_cols[:, s], out=t[:, s])                # (KH·C, OH·W·N)
-
-        def chunk_part(i):          # streamed: one chunk in the thread's cache-sized buffer
-            s = chunk_columns(chunks[i], W, N)
-            cols = fill(*chunks[i], thread_scratch((O * KW, s.stop - s.start), g.dtype))
-            np.matmul(w_rows, cols, out=t[:, s])
+        g_cols, t = _carve(xp, spare, g.dtype, (O * KW, OH * W * N), (KH * C, OH * W * N))
+        # g_cols[(o, kw'), (i, w, n)] = gW[o, i, w + kw', n]
+        g_cols.reshape(O, KW, OH, W, N)[...] = xp.lib.stride_tricks.as_strided(
+            gW, shape=(O, KW, OH, W, N), strides=(sO, sJ, sI, sJ, sN))
+        xp.matmul(w_rows, g_cols, out=t)                                # (KH·C, OH·W·N)
         per_row = t.reshape(KH, C, OH, W, N)
-        dxpad = xp.empty((C, H + PT + PB, W, N), dtype=g.dtype)
-
-        def scatter_part(chans):    # channels c0..c1, kernel rows added in order kh = 0, 1, ..
-            c = slice(*chans)
-            dxpad[c] = 0
-            for kh in range(KH):
-                dxpad[c, kh:kh + SH * (OH - 1) + 1:SH] += per_row[kh, c]
-        if stream:
-            run_blocks(chunk_part, range(len(chunks)))
-            run_blocks(scatter_part, block_bounds(C, copy_blocks(dxpad.size)))
-        elif xp is np:
-            run_blocks(gemm_part, block_bounds(OH, gemm_blocks(KH * C, O * KW, OH * W * N)))
-            run_blocks(scatter_part, block_bounds(C, copy_blocks(dxpad.size)))
-        else:
-            gemm_part((0, OH))
-            scatter_part((0, C))
+        dxpad = xp.zeros((C, H + PT + PB, W, N), dtype=g.dtype)
+        for kh in range(KH):
+            dxpad[:, kh:kh + SH * (OH - 1) + 1:SH] += per_row[kh]
         for buf in (g_cols, t):
-            if buf is not None:
-                workspace.give_back(buf)      # ignores the views carved from spare
+            workspace.give_back(buf)          # ignores the views carved from spare
         return dxpad[:, PT:PT + H].transpose(3, 0, 1, 2)
+
+    def _dx_rows_bands(self, g):
+        """``_dx_rows`` on the CPU, per band of dx's columns (fixed by the shapes,
+        an even number where W allows, for two threads to share): the band's
+        gcols built a few rows of g at a time in the thread's scratch
+        (``_conv_rows.fill_rows`` of g padded along W), one (KH·C, O·KW) @ (O·KW,
+        band·N) product per row of g into the band's T, then the band's KH
+        passes in order.  No (KH·C, OH·W·N) T and no padded copy of g are
+        written out (seed-001's second conv: 16 MB and 8 MB)."""
+        O, C, KH, KW = self.w.shape
+        N, _, H, W = self.x_shape
+        PT, PB, PL, PR = self.padding
+        SH = self.stride[0]
+        OH = g.shape[2]
+        size = g.dtype.itemsize
+        w_rows = np.ascontiguousarray(
+            self.w[:, :, :, ::-1].transpose(2, 1, 0, 3)).reshape(KH * C, O * KW)
+        g_pads = (0, 0, KW - 1 - PL, KW - 1 - PR)        # gW: g padded along W only
+        # bands: a band's T about DX_BAND_BYTES; an even number where W allows
+        per_band = max(1, DX_BAND_BYTES // (KH * C * OH * N * size))
+        count = -(-W // per_band)
+        count += count % 2 if count < W else 0
+        bands = _conv_rows._bands(W, count, pairs=False)
+        rows_at_once = max(1, DX_BAND_BYTES // (O * KW * per_band * N * size))
+        dxpad = np.empty((C, H + PT + PB, W * N), dtype=g.dtype)
+
+        def part(band):
+            w0, w1 = band
+            n = (w1 - w0) * N
+            t = thread_scratch((KH * C, OH, n), g.dtype, slot=2)      # the band's T
+            for i0 in range(0, OH, rows_at_once):
+                i1 = min(OH, i0 + rows_at_once)
+                span = thread_scratch((i1 - i0, O * KW, n), g.dtype)  # gcols, rows i0 .. i1 - 1
+                _conv_rows.fill_rows(g, KW, g_pads, span, prows=(i0, i1), pcols=(w0, w1))
+                for i in range(i0, i1):
+                    np.matmul(w_rows, span[i - i0], out=t[:, i])
+            per_row = t.reshape(KH, C, OH, n)
+            region = dxpad[:, :, w0 * N:w1 * N]
+            region[...] = 0
+            for kh in range(KH):                             # in order: the same sums
+                region[:, kh:kh + SH * (OH - 1) + 1:SH] += per_row[kh]
+        run_blocks(part, bands)
+        return dxpad.reshape(C, H + PT + PB, W, N)[:, PT:PT + H].transpose(3, 0, 1, 2)
 
 
 # --------------------------------------------------------------------------
