@@ -107,7 +107,7 @@ MIN_TILES = 8
 TILE_SPAN_BYTES = 4 << 20
 
 
-def _bands(n, pieces, pairs=True):
+def cut_bands(n, pieces, pairs=True):
     """[(a, b)] cutting range(n) into ``pieces`` near-equal runs, the longer runs
     first (the pool takes them first, so the threads finish together); with
     ``pairs`` runs of whole pairs: even bounds, only the last run can end on an
@@ -140,19 +140,21 @@ def tiles(OH, OW, N, KH, CKW, itemsize, pooled=False):
     col_pairs = -(-OW // 2)
     pair_bytes = KH * CKW * 2 * N * itemsize
     per_band = max(1, min(col_pairs, TILE_ROW_BYTES // pair_bytes))
-    col_bands = _bands(OW, -(-col_pairs // per_band))
+    col_bands = cut_bands(OW, -(-col_pairs // per_band))
+
+    def grid(bands):
+        return tuple((i0, i1, j0, j1) for i0, i1 in cut_bands(OH, bands, pooled)
+                     for j0, j1 in col_bands)
 
     def more(bands):                # another row band wanted?
-        rows = max(b - a for a, b in _bands(OH, bands, pooled)) + KH - 1
-        cols = max(b - a for a, b in col_bands) * N
         thinner = bands < (-(-OH // 2) if pooled else OH)
         odd = bands * len(col_bands) % 2 and bands * len(col_bands) < MIN_TILES
-        return ((rows * CKW * cols * itemsize > TILE_SPAN_BYTES and thinner)
-                or (odd and thinner and bands < OH // KH))
+        too_big = tile_span_bytes(grid(bands), N, KH, CKW, itemsize) > TILE_SPAN_BYTES
+        return thinner and (too_big or (odd and bands < OH // KH))
     bands = 1
     while more(bands):
         bands += 1
-    return tuple((i0, i1, j0, j1) for i0, i1 in _bands(OH, bands, pooled) for j0, j1 in col_bands)
+    return grid(bands)
 
 
 def tile_span_bytes(tile_list, N, KH, CKW, itemsize):
@@ -361,6 +363,6 @@ def backward(x, g, w, padding, dx_padding, relu_y2=None, nonzero=None, want_db=T
 
 
 __all__ = ["ROWS_MIN_K", "TILE_ROW_BYTES", "MIN_TILES", "TILE_SPAN_BYTES", "applies",
-           "rows_shape", "rows_bytes", "tiles", "tile_span_bytes", "tile_region", "fill_rows",
+           "rows_shape", "rows_bytes", "cut_bands", "tiles", "tile_span_bytes", "tile_region", "fill_rows",
            "under_kernel", "span_product", "kernel_matrix", "flipped_kernel_matrix", "grad_w",
            "GradW", "channel_nonzero", "backward"]

@@ -501,27 +501,34 @@ class Conv2D(Function):
         OH = g.shape[2]
         gW = _pad_batch_last(g, (0, 0, KW - 1 - PL, KW - 1 - PR))      # (O, OH, W + KW - 1, N)
         sO, sI, sJ, sN = gW.strides
-        w_rows = self.w[:, :, :, ::-1].transpose(2, 1, 0, 3).reshape(KH * C, O * KW)
+        w_rows = self._flipped_kernel_rows()
         g_cols, t = _carve(xp, spare, g.dtype, (O * KW, OH * W * N), (KH * C, OH * W * N))
         # g_cols[(o, kw'), (i, w, n)] = gW[o, i, w + kw', n]
         g_cols.reshape(O, KW, OH, W, N)[...] = xp.lib.stride_tricks.as_strided(
             gW, shape=(O, KW, OH, W, N), strides=(sO, sJ, sI, sJ, sN))
         xp.matmul(w_rows, g_cols, out=t)                                # (KH·C, OH·W·N)
         per_row = t.reshape(KH, C, OH, W, N)
-        dxpad = xp.zeros((C, H + PT + PB, W, N), dtype=g.dtype)
-        for kh in range(KH):
-            dxpad[:, kh:kh + SH * (OH - 1) + 1:SH] += per_row[kh]
+        dxpad = xp.empty((C, H + PT + PB, W, N), dtype=g.dtype)
+        _add_kernel_rows(dxpad, per_row, SH)
         for buf in (g_cols, t):
             workspace.give_back(buf)          # ignores the views carved from spare
         return dxpad[:, PT:PT + H].transpose(3, 0, 1, 2)
 
+    def _flipped_kernel_rows(self):
+        """Wr: W flipped along kw as (KH·C, O·KW), rows (kh, c), columns (o, kw')."""
+        O, C, KH, KW = self.w.shape
+        xp = array_module(self.w)
+        return xp.ascontiguousarray(self.w[:, :, :, ::-1].transpose(2, 1, 0, 3)).reshape(
+            KH * C, O * KW)
+
     def _dx_rows_bands(self, g):
         """``_dx_rows`` on the CPU, per band of dx's columns (fixed by the shapes,
         an even number where W allows, for two threads to share): the band's
-        gcols built a few rows of g at a time in the thread's scratch
-        (``_conv_rows.fill_rows`` of g padded along W), one (KH·C, O·KW) @ (O·KW,
-        band·N) product per row of g into the band's T, then the band's KH
-        passes in order.  No (KH·C, OH·W·N) T and no padded copy of g are
+        gcols are the row route's span of g padded along W with a kernel one row
+        high, built a few rows of g at a time in the thread's scratch, and
+        ``_conv_rows.span_product`` makes the (KH·C, O·KW) @ (O·KW, band·N)
+        product per row of g into the band's T; then the band's KH passes in
+        order (``_add_kernel_rows``).  No (KH·C, OH·W·N) T and no padded copy of g are
         written out (seed-001's second conv: 16 MB and 8 MB)."""
         O, C, KH, KW = self.w.shape
         N, _, H, W = self.x_shape
@@ -529,14 +536,13 @@ class Conv2D(Function):
         SH = self.stride[0]
         OH = g.shape[2]
         size = g.dtype.itemsize
-        w_rows = np.ascontiguousarray(
-            self.w[:, :, :, ::-1].transpose(2, 1, 0, 3)).reshape(KH * C, O * KW)
+        w_rows = self._flipped_kernel_rows()
         g_pads = (0, 0, KW - 1 - PL, KW - 1 - PR)        # gW: g padded along W only
         # bands: a band's T about DX_BAND_BYTES; an even number where W allows
         per_band = max(1, DX_BAND_BYTES // (KH * C * OH * N * size))
         count = -(-W // per_band)
         count += count % 2 if count < W else 0
-        bands = _conv_rows._bands(W, count, pairs=False)
+        bands = _conv_rows.cut_bands(W, count, pairs=False)
         rows_at_once = max(1, DX_BAND_BYTES // (O * KW * per_band * N * size))
         dxpad = np.empty((C, H + PT + PB, W * N), dtype=g.dtype)
 
@@ -544,19 +550,22 @@ class Conv2D(Function):
             w0, w1 = band
             n = (w1 - w0) * N
             t = thread_scratch((KH * C, OH, n), g.dtype, slot=2)      # the band's T
-            for i0 in range(0, OH, rows_at_once):
-                i1 = min(OH, i0 + rows_at_once)
-                span = thread_scratch((i1 - i0, O * KW, n), g.dtype)  # gcols, rows i0 .. i1 - 1
-                _conv_rows.fill_rows(g, KW, g_pads, span, prows=(i0, i1), pcols=(w0, w1))
-                for i in range(i0, i1):
-                    np.matmul(w_rows, span[i - i0], out=t[:, i])
-            per_row = t.reshape(KH, C, OH, n)
-            region = dxpad[:, :, w0 * N:w1 * N]
-            region[...] = 0
-            for kh in range(KH):                             # in order: the same sums
-                region[:, kh:kh + SH * (OH - 1) + 1:SH] += per_row[kh]
+            for i0 in range(0, OH, rows_at_once):            # gcols of a few rows of g:
+                i1 = min(OH, i0 + rows_at_once)              # the row route with KH = 1
+                _conv_rows.span_product(g, KW, g_pads, w_rows, (i0, i1, w0, w1), t[:, i0:i1])
+            _add_kernel_rows(dxpad[:, :, w0 * N:w1 * N], t.reshape(KH, C, OH, n), SH)
         run_blocks(part, bands)
         return dxpad.reshape(C, H + PT + PB, W, N)[:, PT:PT + H].transpose(3, 0, 1, 2)
+
+
+def _add_kernel_rows(dxpad, per_row, SH):
+    """col2im along H: dxpad (C, H', ...) = sum over kh of row i of per_row[kh]
+    (KH, C, OH, ...) added to row i·SH + kh, in order kh = 0, 1, .. (the same sums
+    on any split of the trailing axes)."""
+    OH = per_row.shape[2]
+    dxpad[...] = 0
+    for kh in range(per_row.shape[0]):
+        dxpad[:, kh:kh + SH * (OH - 1) + 1:SH] += per_row[kh]
 
 
 # --------------------------------------------------------------------------
