@@ -177,6 +177,97 @@ def test_blocked_gemm_gives_the_same_bits_for_any_thread_count(shape):
                                a.astype(np.float64) @ b, rtol=1e-3, atol=1e-3 * np.sqrt(K))
 
 
+def test_a_product_with_a_tiny_output_is_cut_along_the_sum_but_stays_on_the_calling_thread(
+        monkeypatch):
+    """NumPy's matmul keeps the GIL through a product of at most 500 output values,
+    so handing the pieces of such a product (seed-003's first-layer dW, 9 x 32) to
+    other threads only adds waiting: they all run on the calling thread, in the same
+    pieces, with the same bits as before.  A larger output (25 x 32) still goes
+    to the pool in several runs (gemm_blocks of them)."""
+    import threading
+    from tinynet.ops import _parallel
+    import tinynet as tn
+    rng = np.random.default_rng(2)
+    calls = []
+    real = np.matmul
+
+    def spy(*args, **kwargs):
+        calls.append(threading.current_thread() is threading.main_thread())
+        return real(*args, **kwargs)
+    before = tn.get_num_threads()
+    try:
+        tn.set_num_threads(2)
+        for (M, K, N), runs in (((9, 39200, 32), 1), ((25, 40000, 32), 4)):
+            a = rng.standard_normal((M, K)).astype(np.float32)
+            b = rng.standard_normal((N, K)).astype(np.float32).T
+            out, tasks, finish = _parallel._gemm_parts(a, b, None)
+            assert finish is not None and len(tasks) == runs     # cut along K either way
+            if runs == 1:
+                calls.clear()
+                monkeypatch.setattr(np, "matmul", spy)
+                got = _parallel.gemm(a, b)
+                monkeypatch.setattr(np, "matmul", real)
+                assert len(calls) == -(-K // _parallel._K_PIECE) and all(calls)
+                tn.set_num_threads(1)
+                assert got.tobytes() == _parallel.gemm(a, b).tobytes()
+                tn.set_num_threads(2)
+    finally:
+        tn.set_num_threads(before)
+
+
+def test_the_caller_does_not_wait_for_a_helper_that_has_not_started():
+    """run_blocks waits only for the parts a helper has started: with the pool's one
+    worker held up elsewhere, the calling thread runs every part itself and returns
+    (before, it waited for the held-up worker to start and find nothing left)."""
+    import threading
+    from tinynet.ops import _parallel
+    import tinynet as tn
+    before = tn.get_num_threads()
+    release = threading.Event()
+    try:
+        tn.set_num_threads(2)
+        held = _parallel._get_pool().submit(release.wait, 30)
+        ran = []
+        finished = threading.Event()
+
+        def call():
+            _parallel.run_blocks(ran.append, range(6))
+            finished.set()
+        caller = threading.Thread(target=call)
+        caller.start()
+        assert finished.wait(20), "run_blocks waited for a helper that never started"
+        assert sorted(ran) == list(range(6))
+        release.set()
+        held.result(20)
+        caller.join(20)
+    finally:
+        release.set()
+        tn.set_num_threads(before)
+
+
+def test_an_error_in_a_part_propagates_and_stops_the_parts_not_yet_started():
+    from tinynet.ops import _parallel
+    import tinynet as tn
+    import time
+    before = tn.get_num_threads()
+    try:
+        for threads in (1, 2):
+            tn.set_num_threads(threads)
+            ran = []
+
+            def part(i):
+                if i == 0:
+                    raise ValueError("part 0 failed")
+                time.sleep(0.002)
+                ran.append(i)
+            with pytest.raises(ValueError, match="part 0 failed"):
+                _parallel.run_blocks(part, range(200))
+            if threads == 2:       # the other thread may have run a few parts, not all
+                assert len(ran) < 199
+    finally:
+        tn.set_num_threads(before)
+
+
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
 def test_ops_still_run_in_a_forked_child_after_the_pool_started():
     """A forked child has none of the parent's pool threads; tinynet must not

@@ -44,10 +44,14 @@ from collections.abc import Mapping
 import numpy as np
 
 from tinynet import backend
+from tinynet.ops._im2col import thread_scratch
 from tinynet.ops._parallel import BLOCKS, block_bounds, run_blocks
 from tinynet.tensor import Tensor, enable_grad
 
 __all__ = ["Optimizer", "SGD", "RMSprop", "Adam"]
+
+#: thread_scratch slots of the optimizers' scratch arrays (ops use slots below 20)
+_SCRATCH_SLOT = 20
 
 
 def _check_number(opt, name, value, low=None, high=None, low_open=False, high_open=False):
@@ -153,7 +157,7 @@ class Optimizer:
         if closure is not None:
             with enable_grad():
                 loss = closure()
-        skipped = []
+        skipped, ready = [], []
         for p, name, state in zip(self.params, self.names, self.state):
             grad = p.grad
             if grad is None:
@@ -164,8 +168,12 @@ class Optimizer:
             if g.shape != p.data.shape:
                 raise ValueError(f"{type(self).__name__}: gradient of {name!r} has shape "
                                  f"{tuple(g.shape)}, the parameter has shape {p.shape}")
+            ready.append((p, g, state))
+        # every gradient checked before any parameter changes: an error leaves all as they were
+        for p, g, state in ready:
             state["step"] = state.get("step", 0) + 1
-            self._update_blocked(p.data, g, state)
+        self._update_all([(p.data, g, state) for p, g, state in ready])
+        for p, _, _ in ready:
             p.mark_modified()         # a graph that saved p before this step may not backprop
         self.last_skipped = skipped
         self.step_count += 1
@@ -174,35 +182,50 @@ class Optimizer:
     def _update(self, p, g, state, tmp):
         raise NotImplementedError(f"{type(self).__name__}._update")
 
-    #: parameters smaller than this are updated in one piece
+    #: the elements of one block of a parameter's update (its arrays' blocks fit in L2)
     _BLOCK_ELEMENTS = 1 << 16
 
-    def _update_blocked(self, p, g, state):
-        """``_update`` over fixed, cache-sized blocks of a large parameter, on
-        tinynet's thread pool.  The update is element-wise, so the blocks
-        give exactly the bits one piece would.  The first update (state not
-        yet created), CuPy arrays and non-contiguous arrays run in one piece."""
-        tmp = self._tmp_for(p)
-        blocked = (type(p) is np.ndarray and p.size >= self._BLOCK_ELEMENTS
-                   and p.flags.c_contiguous and g.flags.c_contiguous
-                   and all(k in state for k in self.state_keys))
-        if not blocked:
-            self._update(p, g, state, tmp)
+    def _update_all(self, updates):
+        """``_update`` for every (p, g, state) of ``updates``, in one hand-off to
+        tinynet's thread pool: a parameter of at least _BLOCK_ELEMENTS elements
+        in fixed blocks of about that size (at least BLOCKS of them), a smaller
+        one as one block, all the blocks of all the parameters together (one
+        wake-up of the pool per step, and the threads share out the blocks of
+        the big and the small parameters evenly).  The update is element-wise,
+        so the blocks give exactly the bits one piece would, for any thread
+        count.  A parameter's first update (its state not yet created), CuPy
+        arrays and non-contiguous arrays run in one piece on the calling
+        thread; so does everything when no parameter is big enough to be cut
+        (a hand-off would cost more than it saves)."""
+        blocks, whole = [], []
+        for p, g, state in updates:
+            if (type(p) is np.ndarray and type(g) is np.ndarray and p.flags.c_contiguous
+                    and g.flags.c_contiguous and all(k in state for k in self.state_keys)):
+                n = max(BLOCKS, p.size // self._BLOCK_ELEMENTS) \
+                    if p.size >= self._BLOCK_ELEMENTS else 1
+                flat = {k: v.reshape(-1) for k, v in state.items() if k != "step"}
+                for lo, hi in block_bounds(p.size, n):
+                    blocks.append((p.reshape(-1), g.reshape(-1), flat, state["step"], lo, hi))
+            else:
+                whole.append((p, g, state))
+        for p, g, state in whole:
+            self._update(p, g, state, self._tmp_for(p))
+        if not any(hi - lo >= self._BLOCK_ELEMENTS // 2 for *_, lo, hi in blocks):
+            for block in blocks:       # all small: on this thread, no hand-off
+                self._update_block(block)
             return
-        flat = {k: v.reshape(-1) for k, v in state.items() if k != "step"}
-        tmps = {}
+        # the longest blocks first, so the threads finish together
+        run_blocks(self._update_block, sorted(blocks, key=lambda b: b[4] - b[5]))
 
-        def part(bounds):
-            s = slice(*bounds)
-            sub = {k: v[s] for k, v in flat.items()}
-            sub["step"] = state["step"]
-            self._update(p.reshape(-1)[s], g.reshape(-1)[s], sub,
-                         lambda k=0: tmps.setdefault(k, tmp(k).reshape(-1))[s])
-        # blocks of ~64 K elements (fits in L2), at least BLOCKS of them
-        n_blocks = max(BLOCKS, p.size // self._BLOCK_ELEMENTS)
-        for k in range(2):      # make the scratch views before the threads share them
-            tmps[k] = tmp(k).reshape(-1)
-        run_blocks(part, block_bounds(p.size, n_blocks))
+    def _update_block(self, block):
+        """``_update`` on elements lo .. hi - 1 of a flattened parameter; its scratch
+        arrays are the calling thread's (kept for the next step)."""
+        p, g, flat, step, lo, hi = block
+        s = slice(lo, hi)
+        sub = {k: v[s] for k, v in flat.items()}
+        sub["step"] = step
+        self._update(p[s], g[s], sub,
+                     lambda k=0: thread_scratch((hi - lo,), p.dtype, slot=_SCRATCH_SLOT + k))
 
     def _tmp_for(self, p):
         """tmp(k): scratch array k shaped like ``p`` (a view of a reused flat buffer)."""

@@ -67,6 +67,14 @@ ROWS_MIN_K = 32
 #: wanted; False runs the same arithmetic op by op (the tests compare the two).
 TWO_PASS_BACKWARD = True
 
+#: Pass 1 of ``backward`` (ReLU mask and db: three passes over g, a reduction
+#: among them) is cut into blocks of at least this many elements of g.  On the
+#: benchmark machine seed-003's (32, 9800) gradient was done faster by the
+#: calling thread alone (the step 2 % faster, median of 14 alternating pairs)
+#: than in four blocks on two threads; seed-001's (64, 25088) still gains from
+#: four (one block: the step 4 % slower).
+PASS1_MIN_ELEMENTS = 1 << 18
+
 
 def rows_shape(x_shape, KW, padding):
     """(H', C·KW, OW·N): the shape of the row array of an (N, C, H, W) input."""
@@ -344,7 +352,7 @@ def backward(x, g, w, padding, dx_padding, relu_y2=None, nonzero=None, want_db=T
             nonzero[s] = channel_nonzero(gm[s])
         if db is not None:
             np.sum(gm[s], axis=1, out=db[s])
-    run_blocks(first, block_bounds(O, copy_blocks(gm.size)))
+    run_blocks(first, block_bounds(O, copy_blocks(gm.size, PASS1_MIN_ELEMENTS)))
 
     dw = GradW(x, gm, KH, KW, padding)
     wf = flipped_kernel_matrix(w)                                  # (C, KH·O·KW)
@@ -362,7 +370,7 @@ def backward(x, g, w, padding, dx_padding, relu_y2=None, nonzero=None, want_db=T
     return dx.reshape(C, H, W, N).transpose(3, 0, 1, 2), dw.total(), db
 
 
-__all__ = ["ROWS_MIN_K", "TILE_ROW_BYTES", "MIN_TILES", "TILE_SPAN_BYTES", "applies",
+__all__ = ["ROWS_MIN_K", "PASS1_MIN_ELEMENTS", "TILE_ROW_BYTES", "MIN_TILES", "TILE_SPAN_BYTES", "applies",
            "rows_shape", "rows_bytes", "cut_bands", "tiles", "tile_span_bytes", "tile_region", "fill_rows",
            "under_kernel", "span_product", "kernel_matrix", "flipped_kernel_matrix", "grad_w",
            "GradW", "channel_nonzero", "backward"]

@@ -106,7 +106,11 @@ def run_blocks(fn, parts):
     runs which part, and in what order they finish, changes nothing.  The
     calling thread works too (the pool holds n - 1 threads): it and the
     helpers take the next part from a shared counter until none is left.
-    Exceptions propagate.
+    The caller then waits only for the parts a helper has started: a helper
+    that is still waking up when the parts run out (tens of microseconds on
+    a virtual machine's idle core) finds nothing to do and is not waited for,
+    so a hand-off too small to share costs the caller no wake-up.
+    Exceptions propagate; after one, no further part is started.
     """
     if _memory._done is False:      # once: reuse freed memory between steps (ops/_memory.py)
         _memory.keep_freed_memory()
@@ -121,24 +125,62 @@ def run_blocks(fn, parts):
             for part in parts:
                 fn(part)
             return
-        queue = iter(parts)
-        lock = threading.Lock()
+        job = _Job(fn, parts)
+        pool = _get_pool()
+        for _ in range(helpers):
+            pool.submit(job.drain)
+        try:
+            job.drain(keep_errors=False)
+        except BaseException:
+            job.stop()
+            raise
+        finally:
+            job.wait()          # BLAS must stay at one thread until those parts are done
+        job.raise_first_error()
 
-        def drain():
-            while True:
-                with lock:
-                    part = next(queue, _DONE)
+
+class _Job:
+    """The parts of one ``run_blocks`` call, taken one at a time by whichever
+    thread asks next, and a count of the parts being run right now."""
+
+    def __init__(self, fn, parts):
+        self.fn, self.parts = fn, iter(parts)
+        self.cond = threading.Condition(threading.Lock())
+        self.running = 0
+        self.errors = []
+
+    def drain(self, keep_errors=True):
+        while True:
+            with self.cond:
+                part = next(self.parts, _DONE)
                 if part is _DONE:
                     return
-                fn(part)
-        futures = [_get_pool().submit(drain) for _ in range(helpers)]
-        try:
-            drain()
-        finally:
-            errors = [f.exception() for f in futures]
-        for error in errors:
-            if error is not None:
-                raise error
+                self.running += 1
+            try:
+                self.fn(part)
+            except BaseException as error:
+                if not keep_errors:
+                    raise
+                self.errors.append(error)
+                self.stop()
+            finally:
+                with self.cond:
+                    self.running -= 1
+                    if not self.running:
+                        self.cond.notify_all()
+
+    def stop(self):
+        with self.cond:
+            self.parts = iter(())
+
+    def wait(self):
+        with self.cond:
+            while self.running:
+                self.cond.wait()
+
+    def raise_first_error(self):
+        if self.errors:
+            raise self.errors[0]
 
 
 _DONE = object()
@@ -212,14 +254,15 @@ BLOCKS = 4
 _MIN_GEMM_FLOPS = 1 << 22       # below ~4 M multiply-adds one block: splitting costs more
 _MIN_ELEMENTS = 1 << 15         # likewise for copies and element-wise work
 _K_PIECE = 2048                 # the longest sum per block when a product is cut along K
+_MATMUL_GIL_OUTPUT = 500        # np.matmul holds the GIL for outputs this small or smaller
 
 
-def copy_blocks(size):
+def copy_blocks(size, min_elements=None):
     """How many blocks copy-like work over ``size`` elements is cut into (size only):
     work that streams through memory -- fills, masks, transposes -- at a few
     gigabytes a second, where a hand-off to the pool costs more than it saves
-    below ``_MIN_ELEMENTS`` per block."""
-    return max(1, min(BLOCKS, size // _MIN_ELEMENTS))
+    below ``min_elements`` (default ``_MIN_ELEMENTS``) per block."""
+    return max(1, min(BLOCKS, size // (min_elements or _MIN_ELEMENTS)))
 
 
 def gemm_blocks(M, K, N):
@@ -300,7 +343,11 @@ def _gemm_parts(a, b, out):
             out[...] = partial[0]
             for p in partial[1:]:
                 np.add(out, p, out=out)
-        runs = block_bounds(len(pieces), blocks)
+        # NumPy's matmul keeps the GIL through a product of at most 500 output
+        # values (seed-003's first-layer dW, (9, 1960) @ (1960, 32), took 0.65 ms
+        # on two threads and 0.45 ms on one): the pieces of such a product run
+        # on the calling thread
+        runs = block_bounds(len(pieces), blocks if M * N > _MATMUL_GIL_OUTPUT else 1)
         return out, [lambda r=r: run(*r) for r in runs], add_pieces
     if N >= M:
         def columns(lo, hi):
