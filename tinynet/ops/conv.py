@@ -82,6 +82,7 @@ from tinynet.ops._im2col import (Workspace, _carve, _pad_batch_last, _pair, _qua
 from tinynet.ops import _conv_rows
 from tinynet.ops._parallel import (blas_one_thread, block_bounds, copy_blocks, gemm, row_sums,
                                    run_blocks)
+from tinynet.ops._ufuncs import relu_into
 from tinynet.tensor import Function, Tensor, as_tensor, is_grad_enabled
 
 #: A patch matrix larger than this is streamed in cache-sized chunks instead of
@@ -238,7 +239,7 @@ class Conv2D(Function):
             if self.observe:
                 self.observe("max", y2.max(axis=1))
             if self.fuse_relu:
-                xp.maximum(y2, 0, out=y2)
+                relu_into(y2, y2)
             saved = cols
         if xp is np and maxes is not None:
             self.observe("max", maxes.max(axis=0))          # a max: any block order
@@ -282,7 +283,7 @@ class Conv2D(Function):
         if maxes is not None:
             np.max(y2s, axis=tuple(range(1, y2s.ndim)), out=maxes[i])
         if self.fuse_relu:
-            np.maximum(y2s, 0, out=y2s)
+            relu_into(y2s, y2s)
 
     def backward(self, g, gb=None):
         """dx, dW (and db) from g (N, O, OH, OW).  ``gb``: db already summed by a

@@ -36,6 +36,7 @@ from tinynet.ops._im2col import (_pad_batch_last, chunk_columns, conv_output_siz
                                  fill_chunk, im2col_rows, kept_row_blocks, pair_chunks,
                                  thread_scratch, workspace)
 from tinynet.ops._parallel import block_bounds, copy_blocks, run_blocks
+from tinynet.ops._ufuncs import relu_into
 from tinynet.ops.conv import Conv2D
 from tinynet.tensor import is_grad_enabled
 
@@ -72,7 +73,7 @@ def _pool_block(z, out, argmax, maxes, i):
         np.maximum(index, k_where, out=index)
     if maxes is not None:
         np.maximum.reduce(best.reshape(shape[0], -1), axis=1, out=maxes[i])
-    np.maximum(best, 0, out=out)
+    relu_into(best, out)
     argmax[...] = index
 
 

@@ -18,6 +18,7 @@ per step, which is what the MLP benchmark against PyTorch measures.
 from tinynet import _checks
 from tinynet.backend import DeviceError, array_module
 from tinynet.ops._parallel import gemm, gemms
+from tinynet.ops._ufuncs import relu_into
 from tinynet.tensor import Function, as_tensor
 
 
@@ -43,10 +44,9 @@ class Dense(Function):
         if b is not None:
             y += b                         # y is fresh: add in place, no temporary
         if self.fuse_relu:
-            xp = array_module(y)
             if self.observe:
                 self.observe("max", y.max(axis=0))
-            xp.maximum(y, 0, out=y)
+            relu_into(y, y)
             self.y = y                     # relu'(pre-activation) = (y > 0)
         return y
 

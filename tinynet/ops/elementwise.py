@@ -6,6 +6,7 @@ import numpy as np
 
 from tinynet.backend import array_module
 from tinynet.ops._parallel import run_blocks, split_along
+from tinynet.ops._ufuncs import relu_into
 from tinynet.tensor import Function, as_tensor
 
 
@@ -50,7 +51,7 @@ class ReLU(Function):
 
         def part(s):
             np.greater(x[s], 0, out=self.mask[s])
-            np.maximum(x[s], 0, out=y[s])
+            relu_into(x[s], y[s])
         run_blocks(part, split_along(x))
         return y
 
