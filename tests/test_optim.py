@@ -394,3 +394,37 @@ def test_blocked_updates_give_the_bits_of_one_piece_for_any_thread_count(make, m
     reference = train(1, one_piece=True)
     for threads in (1, 2, 4):
         assert train(threads, one_piece=False) == reference
+
+
+@pytest.mark.parametrize("make", [
+    lambda ps: optim.SGD(ps, lr=0.1, momentum=0.9),
+    lambda ps: optim.RMSprop(ps, lr=1e-2),
+    lambda ps: optim.Adam(ps, lr=1e-2)])
+def test_a_gradient_of_the_wrong_shape_stops_the_step_before_any_parameter_changes(make):
+    """step() checks every gradient before it updates anything: the error names the
+    parameter, and the parameters (also those before it) and their states are
+    exactly as they were -- a fixed gradient and a second step() continue cleanly."""
+    rng = np.random.default_rng(3)
+    a = Tensor(rng.standard_normal((300, 300)).astype(np.float32), requires_grad=True)
+    b = Tensor(rng.standard_normal((4,)).astype(np.float32), requires_grad=True)
+    opt = make([("a", a), ("b", b)])
+    a.grad = Tensor(rng.standard_normal((300, 300)).astype(np.float32))
+    b.grad = Tensor(np.ones(4, np.float32))
+    opt.step()                                       # states exist from here on
+    before = [a.numpy().copy(), b.numpy().copy()]
+    states = [{k: (v.copy() if hasattr(v, "copy") else v) for k, v in s.items()}
+              for s in opt.state]
+    b.grad = Tensor(np.ones(5, np.float32))
+    with pytest.raises(ValueError, match=r"gradient of 'b' has shape \(5,\), the parameter "
+                                         r"has shape \(4,\)"):
+        opt.step()
+    assert a.numpy().tobytes() == before[0].tobytes()
+    assert b.numpy().tobytes() == before[1].tobytes()
+    for s, s0 in zip(opt.state, states):
+        assert s.keys() == s0.keys()
+        for k in s:
+            assert np.array_equal(s[k], s0[k])
+    assert opt.step_count == 1
+    b.grad = Tensor(np.ones(4, np.float32))
+    opt.step()
+    assert opt.state[0]["step"] == opt.state[1]["step"] == 2
