@@ -89,7 +89,7 @@ def run_zero_pixels(x, y, steps, device="cpu", seed=0, progress=None):
     res.say(f"Model: 784-512-512-10 MLP, uniform(-0.05, 0.05) init, Dropout 0.2, "
             f"RMSprop(lr=1e-3), batch {exp.batch_size}, {steps} steps "
             f"(loss {n['final_loss']:.3f} at the end).")
-    res.say(f"First row of the first weight (pixel 0, the top-left corner), first values:")
+    res.say("First row of the first weight (pixel 0, the top-left corner), first values:")
     res.say(f"  before {_row(before[0])}")
     res.say(f"  after  {_row(after[0])}   identical: {row0_equal}")
     res.say(f"Yet the matrix as a whole moved: {n['entries_changed']:,} of {n['entries']:,} "

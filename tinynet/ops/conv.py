@@ -603,8 +603,8 @@ def conv_operands(x, weight, bias=None, stride=1, padding=0, op="conv2d"):
     if x.ndim != 4:
         hint = ""
         if x.ndim == 2:
-            hint = (f"; for flattened images reshape first, e.g. MNIST (N, 784) -> "
-                    f"x.reshape(N, 1, 28, 28)")
+            hint = ("; for flattened images reshape first, e.g. MNIST (N, 784) -> "
+                    "x.reshape(N, 1, 28, 28)")
         elif x.ndim == 3:
             hint = "; for a single image or a single channel add the missing axis"
         raise ValueError(f"conv2d: input must be 4-D (N, C, H, W) (NCHW layout), got "

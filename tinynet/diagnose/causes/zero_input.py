@@ -27,7 +27,7 @@ def fix(from_data, root=None, source=None, proven=True):
 
 
 def story(f):
-    ev, p = f.evidence, f.param
+    ev = f.evidence
     kind = ev.get("feature_kind", "input feature")
     what = f"{n(ev['features'])} of {n(ev['features_total'])} {kind}s"
     grad = "im2col(x)ᵀδ" if kind == "input channel" else "xᵀδ"
