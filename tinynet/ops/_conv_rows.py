@@ -70,9 +70,10 @@ TWO_PASS_BACKWARD = True
 #: Pass 1 of ``backward`` (ReLU mask and db: three passes over g, a reduction
 #: among them) is cut into blocks of at least this many elements of g.  On the
 #: benchmark machine seed-003's (32, 9800) gradient was done faster by the
-#: calling thread alone (the step 2 % faster, median of 14 alternating pairs)
-#: than in four blocks on two threads; seed-001's (64, 25088) still gains from
-#: four (one block: the step 4 % slower).
+#: calling thread alone than in four blocks on two threads (the step 2.4 %
+#: faster: ``scripts/ab_blocks.py scripts/variants/pass1_in_blocks.py``);
+#: seed-001's (64, 25088) still gains from four (in one block its step was 4 %
+#: slower, 8 alternating processes).
 PASS1_MIN_ELEMENTS = 1 << 18
 
 
