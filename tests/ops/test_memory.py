@@ -45,9 +45,15 @@ _STEPS = textwrap.dedent("""
         return loss.item()
     for _ in range(3):
         step()
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    losses = [step() for _ in range(5)]
-    faults = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 5
+    losses, per_step = [], []
+    for _ in range(7):
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        losses.append(step())
+        per_step.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+    # the median step: a pool thread that first runs some kind of part late (on a
+    # loaded machine it may not get one in the first steps) sizes its scratch then,
+    # once -- a one-time allocation, not the every-step faulting this is about
+    faults = float(np.median(per_step))
     print(json.dumps({"faults": faults, "losses": losses, "applied": _memory._done,
                       "params": {n: p.numpy().tobytes().hex()
                                  for n, p in model.named_parameters()}}))
@@ -71,7 +77,7 @@ def test_kept_memory_removes_the_page_faults_of_every_step_and_changes_no_bit():
     assert kept["params"] == returned["params"]
     assert kept["faults"] < 50, kept["faults"]
     # the truth the setting is for: glibc's defaults fault in fresh pages every step
-    # (1,670-2,180 per step of this net here); a malloc that adapts by itself has
+    # (1,670-4,250 per step of this net here); a malloc that adapts by itself has
     # nothing to gain, and then there is nothing to prove
     if returned["faults"] < 1000:
         pytest.skip(f"this glibc's defaults fault only {returned['faults']:.0f} times per "
