@@ -37,9 +37,10 @@ KH·KW -- in the thread's scratch, right before multiplying it
 for dW from x again, which the layer keeps (no 4 MB array per conv written to
 memory and read back: seed-003's peak memory went from 45 to 32-35 MB).  The
 fused max pool (ops/conv_relu_pool.py) pools each tile while it is in cache.
-When both dx and dW are wanted, ``backward`` does all of it in two passes
-over the pool: per block of channels of g, the fused ReLU's mask and db; then
-dW's tiles and dx's tiles as one set of parts.  Each hand-off to the pool
+When both dx and dW are wanted, ``backward`` does all of it in two passes:
+per block of channels of g, the fused ReLU's mask and db (on the calling
+thread alone for a small g: ``PASS1_MIN_ELEMENTS``); then dW's tiles and dx's
+tiles as one set of parts.  Each hand-off to the pool
 costs tens of microseconds of waking a thread on the benchmark machine, and
 each block of g is read while it is in cache.
 
@@ -310,7 +311,7 @@ def channel_nonzero(a):
 
 
 def backward(x, g, w, padding, dx_padding, relu_y2=None, nonzero=None, want_db=True):
-    """dx, dW and db of a row-route conv, in two passes over the pool.
+    """dx, dW and db of a row-route conv, in two passes.
 
     x (N, C, H, W) the forward's input, g (N, O, OH, OW) any memory order,
     w (O, C, KH, KW), ``dx_padding`` g's padding for dx as a convolution
@@ -319,12 +320,13 @@ def backward(x, g, w, padding, dx_padding, relu_y2=None, nonzero=None, want_db=T
     (y > 0); ``nonzero`` (O,) bool, if given, receives which channels of that
     gradient hold a value != 0.
 
-    Pass 1, per block of channels of g (each block read once, while in cache):
+    Pass 1, per block of channels of g (each block read once, while in cache;
+    one block, on the calling thread, below PASS1_MIN_ELEMENTS values of g):
     the ReLU mask and db's row sums.  Pass 2, all independent parts: dW's tiles
     (``GradW``), each its rows' products, and dx's tiles (``span_product``).  The
     arithmetic is that of ``grad_w``, ``_dx_flipped`` and ``a.sum(axis=1)`` one
-    op at a time -- the same bits --,
-    with two hand-offs to the pool instead of four.
+    op at a time -- the same bits -- with at most two hand-offs to the pool
+    instead of four.
     Returns (dx (N, C, H, W) batch-last view, dW (O, C, KH, KW), db (O,) or None).
     """
     N, C, H, W = x.shape

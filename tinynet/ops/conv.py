@@ -330,10 +330,11 @@ class Conv2D(Function):
         return gx, gw, gb
 
     def _backward_rows(self, g, gb=None):
-        """dx, dW (and db) on the row route, in two passes over the pool
+        """dx, dW (and db) on the row route, in two passes
         (ops/_conv_rows.py ``backward``): the same arithmetic as the op-by-op
         path below -- ReLU mask, ``_grad_w``, ``_dx_flipped``, ``row_sums`` --
-        bit for bit, with g read once and two hand-offs to the pool instead of four."""
+        bit for bit, with g read once and at most two hand-offs to the pool instead
+        of four."""
         O = self.w.shape[0]
         saved, self.saved = self.saved, None           # consumed here
         if saved is None:                              # a second backward (retain_graph)
@@ -492,9 +493,9 @@ class Conv2D(Function):
         parts.  On the GPU: one GEMM, gcols and T carved out of ``spare``
         (cols, no longer needed) when it is big enough.
         """
-        if array_module(g) is np:
-            return self._dx_rows_bands(g)
         xp = array_module(g)
+        if xp is np:
+            return self._dx_rows_bands(g)
         O, C, KH, KW = self.w.shape
         N, _, H, W = self.x_shape
         PT, PB, PL, PR = self.padding

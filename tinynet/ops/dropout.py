@@ -73,7 +73,7 @@ def keep_mask(rng, shape, p):
     comparison of a float32 array with p compares with).  That holds for PCG64
     (NumPy's default) with no half-used output held back, an even count, on a
     little-endian machine; anything else (a CuPy generator too) draws the floats."""
-    size = int(np.prod(shape))
+    size = math.prod(shape)
     if (type(rng) is not np.random.Generator or type(rng.bit_generator) is not np.random.PCG64
             or size % 2 or sys.byteorder != "little" or rng.bit_generator.state["has_uint32"]):
         return rng.random(shape, dtype=np.float32) >= p           # any array module
