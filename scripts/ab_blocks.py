@@ -4,6 +4,7 @@ between the code as it is (A) and a variant (B) in one process.
 
     python scripts/ab_blocks.py scripts/variants/pass1_in_blocks.py --workload seed003
     python scripts/ab_blocks.py VARIANT --workload seed000 --blocks 40 --block-steps 10
+    python scripts/ab_blocks.py VARIANT --pause 0.1      # each block after a pause, as in bench.py
 
 A variant is a Python file defining ``apply()`` (switch to B: patch tinynet)
 and ``revert()`` (back to A); ``scripts/variants/`` holds the ones the README
@@ -36,6 +37,9 @@ def main(argv=None):
     p.add_argument("--blocks", type=int, default=40, help="blocks of each variant")
     p.add_argument("--block-steps", type=int, default=10, help="training steps per block")
     p.add_argument("--threads", type=int, default=None, help="tinynet threads (default: its own)")
+    p.add_argument("--pause", type=float, default=0.0,
+                   help="seconds of sleep before every block, then bench.py's LEAD_IN untimed "
+                        "steps: blocks shaped like the benchmark's (default 0: back to back)")
     args = p.parse_args(argv)
     import tinynet as tn
     import bench
@@ -52,6 +56,10 @@ def main(argv=None):
             if which == "B":
                 apply()
             try:
+                if args.pause:
+                    time.sleep(args.pause)
+                    for _ in range(bench.LEAD_IN):
+                        run.step()
                 t0 = time.perf_counter()
                 for _ in range(args.block_steps):
                     run.step()
@@ -62,8 +70,9 @@ def main(argv=None):
     ratios = sorted(b / a for a, b in zip(times["A"], times["B"]))
     q = statistics.quantiles(ratios, n=4)
     name = os.path.splitext(os.path.basename(args.variant))[0]
+    paused = f" after {args.pause:g} s pauses" if args.pause else ""
     print(f"{args.workload}, {tn.get_num_threads()} threads, {args.blocks} pairs of "
-          f"{args.block_steps}-step blocks: A (as is) {statistics.median(times['A']):.3f} ms/step, "
+          f"{args.block_steps}-step blocks{paused}: A (as is) {statistics.median(times['A']):.3f} ms/step, "
           f"B ({name}) {statistics.median(times['B']):.3f} ms/step; B/A median "
           f"{statistics.median(ratios):.3f} (quartiles {q[0]:.3f} to {q[2]:.3f})")
 

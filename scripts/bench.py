@@ -65,7 +65,11 @@ machine hits all of them alike.  Each block is timed in groups of 10
 consecutive steps (fewer with --steps < 10); the reported time is the median
 over all groups of all repetitions of the mean step time in the group --
 short groups and a median keep a burst of load from skewing the result.  The
-ratio is tinynet / PyTorch (below 1: tinynet is faster).
+ratio is tinynet / PyTorch (below 1: tinynet is faster).  The report also
+prints the ratio of each repetition's two adjacent blocks: this machine's
+speed changes from minute to minute, and not by the same factor for both
+frameworks, so a run's ratio has a spread of its own -- seen there, not
+hidden in the median.
 
 The Recorder overhead is measured in pairs, because this kind of machine
 drifts in speed by +-15 % within a minute and a ratio of the medians of
@@ -598,6 +602,17 @@ def paired_overhead(pairs):
             "overhead_q1_pct": quantile(pct, 0.25), "overhead_q3_pct": quantile(pct, 0.75),
             "overhead_min_pct": min(pct), "overhead_max_pct": max(pct),
             "pairs": len(pct)}
+
+
+def repetition_ratios(tinynet_groups, torch_groups, groups_per_block):
+    """tinynet / PyTorch of each repetition's two adjacent blocks (median step of
+    each block's groups), in repetition order: the spread of the ratio within one
+    run, which the ratio of the overall medians does not show.  Both lists hold
+    ``groups_per_block`` groups per repetition, in repetition order."""
+    k = groups_per_block
+    reps = min(len(tinynet_groups), len(torch_groups)) // k
+    return [median(tinynet_groups[i * k:(i + 1) * k]) / median(torch_groups[i * k:(i + 1) * k])
+            for i in range(reps)]
 
 
 def bench_workload(args, tn, worker, name, with_recorder, log, with_torch=True):
@@ -1237,6 +1252,9 @@ def run_benchmark(args, tn, threads, worker, no_torch_why, log):
                 entry["torch_s_per_step"] = times["torch"]
                 entry["torch_median_s"] = median(times["torch"])
                 entry["ratio"] = entry["tinynet_median_s"] / entry["torch_median_s"]
+                entry["repetition_ratios"] = repetition_ratios(
+                    times["tinynet"], times["torch"],
+                    -(-steps_for(args, name) // group_size(steps_for(args, name))))
                 # per block: CPU seconds the idle side used while the other side ran
                 entry["isolation"] = {
                     "main_cpu_s_during_torch_blocks": times["main_cpu_during_torch_s"],
@@ -1312,6 +1330,12 @@ def run_benchmark(args, tn, threads, worker, no_torch_why, log):
                 line += (f", PyTorch {fmt_time(n, min(e['torch_s_per_step']))}–"
                          f"{fmt_time(n, max(e['torch_s_per_step']))}")
             print(line)
+        for n, e in floors:
+            reps = e.get("repetition_ratios")
+            if reps and len(reps) > 1:
+                print(f"{n} ratio per repetition (tinynet block / the PyTorch block beside "
+                      f"it): " + ", ".join(f"{r:.2f}" for r in reps)
+                      + f" -- median {median(reps):.2f}, range {min(reps):.2f}–{max(reps):.2f}")
     if results.get("scaling"):
         print()
         print("Scaling with batch and image size (ms per training step, median and range "

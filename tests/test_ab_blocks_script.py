@@ -48,7 +48,8 @@ def test_a_variant_changes_only_speed_and_puts_everything_back(path):
     import tinynet.optim as optim
     conv = importlib.import_module("tinynet.ops.conv")
     watched = [(rows, "PASS1_MIN_ELEMENTS"), (rows, "tiles"), (par._Job, "wait"),
-               (optim.Optimizer, "_update_all"), (conv, "relu_into")]
+               (optim.Optimizer, "_update_all"), (conv, "relu_into"),
+               (par, "keep_helpers_off_my_cpu")]
     before = [getattr(o, n) for o, n in watched]
     reference = _steps_params()
     v = runpy.run_path(path)

@@ -371,3 +371,14 @@ def test_handoff_cost_script_counts_the_pool_calls_of_a_step_and_puts_them_back(
                and callable(getattr(m, "run_blocks", None))
                and m.run_blocks is not _parallel.run_blocks]
     assert wrapped == []                                     # the timing wrapper is gone
+
+
+def test_repetition_ratios_pair_each_tinynet_block_with_the_pytorch_block_beside_it():
+    bench = _bench_module()
+    # 3 repetitions of 2 groups each; the machine is twice as slow in the second one
+    tinynet = [1.2, 1.2, 2.4, 2.6, 1.1, 1.3]
+    torch = [1.0, 1.0, 2.0, 2.0, 1.0, 1.0]
+    got = bench.repetition_ratios(tinynet, torch, 2)
+    assert got == pytest.approx([1.2, 1.25, 1.2])
+    # a PyTorch list cut short (a worker that died) pairs only the repetitions both have
+    assert bench.repetition_ratios(tinynet, torch[:4], 2) == pytest.approx([1.2, 1.25])

@@ -318,3 +318,59 @@ def test_gemms_hands_several_products_to_the_pool_at_once_with_gemms_bits():
             assert [t.tobytes() for t in together] == alone
     finally:
         tn.set_num_threads(before)
+
+
+PLACEMENT = textwrap.dedent("""
+    import json, os, sys, threading
+    import tinynet as tn
+    from tinynet.ops import _parallel as par
+    tn.set_num_threads(int(sys.argv[1]))
+    if sys.argv[2] == "one-cpu":             # the caller may use the CPU it is on only
+        os.sched_setaffinity(0, {par._load_getcpu()()})
+    mine = os.sched_getaffinity(0)
+    import time
+    for _ in range(50):                      # until every pool thread has started
+        par.run_blocks(lambda i: time.sleep(0.005), range(8))
+        if len(par._helper_tids) == tn.get_num_threads() - 1:
+            break
+    par._kept_off = None                     # place them again, and see where
+    cpu = par.keep_helpers_off_my_cpu()
+    again = par.keep_helpers_off_my_cpu()    # same CPU, same helpers: nothing to do
+    helpers = {tid: sorted(os.sched_getaffinity(tid)) for tid in par._helper_tids}
+    mask_kept = os.sched_getaffinity(0) == mine
+    tn.set_num_threads(1)                    # the pool goes, and its threads with it
+    print(json.dumps({"cpu": cpu, "again": again, "mine": sorted(mine), "helpers": helpers,
+                      "mask_kept": mask_kept, "forgotten": par._helper_tids == []}))
+""")
+
+
+def _placement(threads, mode):
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    out = subprocess.run([sys.executable, "-c", PLACEMENT, str(threads), mode], env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    import json
+    return json.loads(out.stdout)
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity") or len(os.sched_getaffinity(0)) < 2,
+                    reason="needs Linux CPU affinity and at least two CPUs")
+def test_helpers_are_kept_off_the_callers_cpu_and_the_callers_own_mask_is_untouched():
+    """After a pause the kernel was seen waking the pool thread on its caller's CPU
+    (the two took turns while the other CPU idled); tinynet allows its helpers
+    every CPU the caller may use but the caller's own.  Where the caller may use
+    one CPU only, the helpers get that one (never a CPU the caller may not use)."""
+    from tinynet.ops import _parallel
+    if _parallel._load_getcpu() is None:
+        pytest.skip("no sched_getcpu on this platform")
+    got = _placement(3, "all")
+    assert got["cpu"] in got["mine"] and got["again"] is None
+    assert len(got["helpers"]) == 2
+    for mask in got["helpers"].values():
+        assert mask == sorted(set(got["mine"]) - {got["cpu"]})
+    assert got["mask_kept"] and got["forgotten"]
+
+    one = _placement(2, "one-cpu")
+    assert one["mine"] == [one["cpu"]]
+    assert list(one["helpers"].values()) == [[one["cpu"]]]
+    assert one["mask_kept"]

@@ -52,8 +52,9 @@ _pool_lock = threading.Lock()
 
 def _forget_pool_after_fork():
     # a forked child has none of the parent's threads: a new pool on first use
-    global _pool, _pool_lock, _blas_lock, _blas_depth
+    global _pool, _pool_lock, _blas_lock, _blas_depth, _helper_tids, _kept_off
     _pool, _pool_lock, _blas_lock, _blas_depth = None, threading.Lock(), threading.Lock(), 0
+    _helper_tids, _kept_off = [], None
 
 
 if hasattr(os, "register_at_fork"):
@@ -77,6 +78,7 @@ def set_num_threads(n):
         if _pool is not None and n != _threads:
             _pool.shutdown(wait=True)
             _pool = None
+            _forget_helpers()
         _threads = n
 
 
@@ -86,8 +88,83 @@ def _get_pool():
         with _pool_lock:
             if _pool is None:
                 _pool = ThreadPoolExecutor(max_workers=max(1, get_num_threads() - 1),
-                                           thread_name_prefix="tinynet")
+                                           thread_name_prefix="tinynet",
+                                           initializer=_register_helper)
     return _pool
+
+
+# --------------------------------------------------------------------------
+# keeping the helpers off the calling thread's CPU
+# --------------------------------------------------------------------------
+# Why: measured on the benchmark machine (a 2-vCPU virtual machine), with the
+# CPU of each part read by sched_getcpu: after the process sat idle for 0.1-0.5 s,
+# the caller and the pool thread it woke ran on the SAME CPU while the other one
+# idled -- the helper started its parts up to 2-4 ms late, taking turns with the
+# caller -- until the load balancer separated them a step or two later
+# (scripts/after_pause.py: 22-41 involuntary context switches in the 10 steps
+# after a pause, 5 in a steady loop).  The likely cause is the guest kernel's
+# wake-up placement, which avoids a vCPU that it sees as preempted by the host.
+# Before it wakes the helpers, the caller therefore allows them every CPU it
+# may use itself except the one it is on: 7-16 switches after a pause, the
+# first step 30-37 ms instead of 33-40, a steady loop unchanged
+# (scripts/ab_blocks.py scripts/variants/helpers_unplaced.py).  Only tinynet's
+# own threads are placed; the caller's affinity is never touched.  The cost:
+# one sched_getcpu per hand-off, system calls only when the caller has moved
+# to another CPU.  Not done where the platform has no sched_getcpu /
+# sched_setaffinity (then the kernel alone places the threads).
+_helper_tids = []        # native thread ids of the pool's threads
+_kept_off = None         # (CPU kept free, helpers placed) at the last placement
+
+
+def _register_helper():
+    _helper_tids.append(threading.get_native_id())
+
+
+def _forget_helpers():
+    global _helper_tids, _kept_off
+    _helper_tids, _kept_off = [], None
+
+
+def _load_getcpu():
+    if not hasattr(os, "sched_setaffinity"):
+        return None
+    try:
+        import ctypes
+        fn = ctypes.CDLL(None).sched_getcpu
+        fn.restype, fn.argtypes = ctypes.c_int, []
+        return fn if fn() >= 0 else None
+    except Exception:    # no such libc symbol (not glibc/musl): leave placement to the kernel
+        return None
+
+
+_getcpu = False          # sched_getcpu, looked up at the first placement (None: none here)
+
+
+def keep_helpers_off_my_cpu():
+    """Allow the pool's threads every CPU the calling thread may use except the
+    one it is on (all of them when it may use only that one).  Returns that
+    CPU, or None when nothing was done: no helpers yet, or the same CPU and
+    the same helpers as at the last call."""
+    global _kept_off, _getcpu
+    if not _helper_tids:
+        return None
+    if _getcpu is False:
+        _getcpu = _load_getcpu()
+    if _getcpu is None:
+        return None
+    cpu = _getcpu()
+    helpers = list(_helper_tids)
+    if _kept_off == (cpu, len(helpers)):
+        return None
+    _kept_off = (cpu, len(helpers))
+    allowed = os.sched_getaffinity(0)
+    others = (allowed - {cpu}) or allowed
+    for tid in helpers:
+        try:
+            os.sched_setaffinity(tid, others)
+        except OSError:      # a thread that has exited: nothing to place
+            pass
+    return cpu
 
 
 def block_bounds(n, blocks):
@@ -127,6 +204,7 @@ def run_blocks(fn, parts):
             return
         job = _Job(fn, parts)
         pool = _get_pool()
+        keep_helpers_off_my_cpu()
         for _ in range(helpers):
             pool.submit(job.drain)
         try:
