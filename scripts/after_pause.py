@@ -9,8 +9,10 @@ median first step, the mean of steps 2-10, and the involuntary context switches
 of the process over those 10 steps (getrusage).  scripts/bench.py pauses 0.1 s
 before every timed block and then runs LEAD_IN untimed steps because of what
 this shows on a 2-core VM: with 2 threads the first step after a pause is much
-slower and the process is preempted about ten times as often; with 1 thread
-neither happens.
+slower; the process was preempted about five to eight times as often in the
+next steps until tinynet kept its pool threads off the calling thread's CPU
+(ops/_parallel.py ``keep_helpers_off_my_cpu``), at most about twice as often since;
+with 1 thread neither happens.
 """
 import argparse
 import os

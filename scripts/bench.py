@@ -516,8 +516,10 @@ SETTLE_S = 0.1     # pause before each block: spinning OpenMP/OpenBLAS threads g
 #: an idle pause is slow for a reason that is not the step itself: on this 2-core VM
 #: tinynet's seed-003 step with 2 threads took 38-44 ms right after a 0.1-0.5 s pause
 #: instead of 25 ms, with 67-97 involuntary context switches in 10 steps instead of 5,
-#: and nothing of the kind with 1 thread (scripts/after_pause.py) -- most likely the
-#: woken pool thread placed beside its waker until the scheduler spreads them.  Both
+#: and nothing of the kind with 1 thread (scripts/after_pause.py): the woken pool
+#: thread ran on its waker's CPU until the scheduler spread them -- tinynet now keeps
+#: it off that CPU (ops/_parallel.py), which cuts those switches to about a third, but both threads
+#: still compute slower in the first step after a pause (29-40 ms).  Both
 #: frameworks get the same lead-in, so each block times the steady state of a loop.
 LEAD_IN = 1
 RECORDER_MIN_PAIRS = 3     # (plain, Recorder) group pairs per repetition, at least

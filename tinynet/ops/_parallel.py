@@ -105,9 +105,10 @@ def _get_pool():
 # after a pause, 5 in a steady loop).  The likely cause is the guest kernel's
 # wake-up placement, which avoids a vCPU that it sees as preempted by the host.
 # Before it wakes the helpers, the caller therefore allows them every CPU it
-# may use itself except the one it is on: 7-16 switches after a pause, the
-# first step 30-37 ms instead of 33-40, a steady loop unchanged
-# (scripts/ab_blocks.py scripts/variants/helpers_unplaced.py).  Only tinynet's
+# may use itself except the one it is on: 4.5-16 switches in those 10 steps
+# instead of 22-42, training blocks after 0.1 s pauses 3 % (seed003, seed001)
+# to 12 % (seed000) faster, back-to-back steps unchanged (scripts/ab_blocks.py
+# scripts/variants/helpers_unplaced.py --pause 0.1, and without).  Only tinynet's
 # own threads are placed; the caller's affinity is never touched.  The cost:
 # one sched_getcpu per hand-off, system calls only when the caller has moved
 # to another CPU.  Not done where the platform has no sched_getcpu /
