@@ -61,43 +61,24 @@ def empty_run_blocks(n=2000):
 def step_hand_offs(workload, steps=20):
     import tinynet as tn
     import bench
+    from step_timeline import record_handoffs
     from tinynet.ops import _parallel
     run = bench.TinynetRun(tn, workload, "cpu", 0)
     for _ in range(5):
         run.step()
-    original = _parallel.run_blocks
-    lock = threading.Lock()
-    totals = {"calls": 0, "wall": 0.0, "work": 0.0, "delays": []}
-
-    def timed_run_blocks(fn, parts):
-        t0 = time.perf_counter()
-        first_helper = []
-
-        def part(p):
-            t = time.perf_counter()
-            if threading.current_thread() is not threading.main_thread() and not first_helper:
-                first_helper.append(t - t0)
-            fn(p)
-            with lock:
-                totals["work"] += time.perf_counter() - t
-        original(part, parts)
-        totals["wall"] += time.perf_counter() - t0
-        totals["calls"] += 1
-        totals["delays"] += first_helper
-    modules = [m for m in list(sys.modules.values())
-               if getattr(m, "__name__", "").startswith("tinynet")
-               and getattr(m, "run_blocks", None) is original]
-    for m in modules:
-        m.run_blocks = timed_run_blocks
+    calls, restore = record_handoffs(_parallel)
     try:
         start = time.perf_counter()
         for _ in range(steps):
             run.step()
         step = (time.perf_counter() - start) / steps
     finally:
-        for m in modules:
-            m.run_blocks = original
-    return step, {k: (v / steps if k != "delays" else v) for k, v in totals.items()}
+        restore()
+    totals = {"calls": len(calls) / steps,
+              "wall": sum(wall for _, _, wall, _, _, _ in calls) / steps,
+              "work": sum(sum(busy.values()) for _, _, _, busy, _, _ in calls) / steps,
+              "delays": [first for *_, first, _ in calls if first is not None]}
+    return step, totals
 
 
 def main():

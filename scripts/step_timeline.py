@@ -43,6 +43,7 @@ def record_handoffs(parallel):
     None, parts) per hand-off."""
     calls = []
     original = parallel.run_blocks
+    lock = threading.Lock()          # several pool threads add to the same total
 
     def run_blocks(fn, parts):
         parts = list(parts)
@@ -55,7 +56,8 @@ def record_handoffs(parallel):
             if name == "pool":
                 helper_starts.append(s - t0)
             fn(part)
-            busy[name] += time.perf_counter() - s
+            with lock:
+                busy[name] += time.perf_counter() - s
         caller = threading.current_thread()
         original(timed, parts)
         calls.append((fn.__qualname__, t0, time.perf_counter() - t0, dict(busy),

@@ -154,9 +154,9 @@ def keep_helpers_off_my_cpu():
     if _getcpu is None:
         return None
     cpu = _getcpu()
-    helpers = list(_helper_tids)
-    if _kept_off == (cpu, len(helpers)):
+    if _kept_off == (cpu, len(_helper_tids)):
         return None
+    helpers = list(_helper_tids)
     _kept_off = (cpu, len(helpers))
     allowed = os.sched_getaffinity(0)
     others = (allowed - {cpu}) or allowed
